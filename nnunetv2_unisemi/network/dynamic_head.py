@@ -1,0 +1,109 @@
+"""Task-prompted dynamic segmentation head (paper Eq. 1-2, DoDNet-style).
+
+A controller maps [GAP(bottleneck features), one-hot prompt] to the weights and biases of a few 1x1x1 dynamic
+conv layers; those layers turn the decoder's output features into 2 logits (background, target). Each sample gets
+its own kernels: the samples of a batch are stacked along the channel axis and convolved as one grouped conv
+(groups = samples), so there is no Python loop over samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def dynamic_layer_shapes(in_channels: int, hidden_channels: Sequence[int], out_channels: int) -> list[tuple[int, int]]:
+    """(in, out) channel pairs of the dynamic conv layers."""
+    chans = [in_channels, *hidden_channels, out_channels]
+    return list(zip(chans[:-1], chans[1:]))
+
+
+def num_dynamic_params(layer_shapes: Sequence[tuple[int, int]]) -> int:
+    return sum(cin * cout + cout for cin, cout in layer_shapes)
+
+
+def grouped_dynamic_conv(
+    x: torch.Tensor, params: torch.Tensor, layer_shapes: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """Apply per-sample 1x1(x1) conv layers with ReLU in between.
+
+    x: (G, C_in, *spatial) features, params: (G, num_dynamic_params) generated weights and biases, one row per
+    sample. Returns (G, C_out, *spatial).
+    """
+    n_groups, _, *spatial = x.shape
+    conv = F.conv3d if len(spatial) == 3 else F.conv2d
+    kernel_tail = (1,) * len(spatial)
+    h = x.reshape(1, -1, *spatial)
+    offset = 0
+    for i, (cin, cout) in enumerate(layer_shapes):
+        w = params[:, offset: offset + cin * cout].reshape(n_groups * cout, cin, *kernel_tail)
+        offset += cin * cout
+        b = params[:, offset: offset + cout].reshape(n_groups * cout)
+        offset += cout
+        h = conv(h, w, b, groups=n_groups)
+        if i < len(layer_shapes) - 1:
+            h = F.relu(h)
+    return h.reshape(n_groups, layer_shapes[-1][1], *spatial)
+
+
+class DynamicHead(nn.Module):
+    """Dynamic heads for one or several decoder scales, whose kernels all come from one controller.
+
+    One controller with one output block per scale is the same as one controller per scale (a linear map split by
+    rows); it lets deep supervision use a prompted head at every decoder resolution. The controller is a linear
+    layer on the pooled vector: the paper's 1x1x1 controller conv on a 1x1x1 map is exactly that.
+    """
+
+    def __init__(
+        self,
+        bottleneck_channels: int,
+        decoder_channels: Sequence[int],
+        num_prompts: int,
+        conv_op: type[nn.Module] = nn.Conv3d,
+        head_channels: int = 8,
+        num_hidden_layers: int = 2,
+        num_classes: int = 2,
+    ):
+        super().__init__()
+        self.num_prompts = num_prompts
+        self.num_classes = num_classes
+        # a fixed 1x1x1 conv reduces each scale's features to the few channels the dynamic layers work on
+        self.pre_dynamic = nn.ModuleList(conv_op(c, head_channels, 1) for c in decoder_channels)
+        self.layer_shapes = dynamic_layer_shapes(head_channels, [head_channels] * num_hidden_layers, num_classes)
+        self.params_per_scale = num_dynamic_params(self.layer_shapes)
+        self.controller = nn.Linear(bottleneck_channels + num_prompts, self.params_per_scale * len(decoder_channels))
+
+    def generate_params(self, pooled: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """Eq. 1: kernels for each (sample, prompt). pooled: (B, C), prompts: (B, P) ids in 1..num_prompts.
+
+        Returns (B, P, n_scales * params_per_scale).
+        """
+        if prompts.min() < 1 or prompts.max() > self.num_prompts:
+            raise ValueError(f"prompt ids must be in 1..{self.num_prompts}, got {prompts.unique().tolist()}")
+        one_hot = F.one_hot(prompts - 1, self.num_prompts).to(pooled.dtype)  # (B, P, num_prompts)
+        pooled = pooled[:, None, :].expand(-1, prompts.shape[1], -1)
+        return self.controller(torch.cat((pooled, one_hot), dim=-1))
+
+    def forward(self, pooled: torch.Tensor, decoder_features: Sequence[torch.Tensor], prompts: torch.Tensor):
+        """Eq. 2 (logits; softmax is applied by the loss / predictor).
+
+        decoder_features: one tensor per scale, highest resolution first; prompts (B, P).
+        Returns, per prompt, a list of logits per scale, each (B, num_classes, *spatial).
+        """
+        n_samples, n_prompts = prompts.shape
+        params = self.generate_params(pooled, prompts)
+        per_scale = []
+        for s, feats in enumerate(decoder_features):
+            reduced = self.pre_dynamic[s](feats)  # shared by all prompts: computed once per backbone pass
+            expanded = reduced[:, None].expand(-1, n_prompts, *reduced.shape[1:]).reshape(
+                n_samples * n_prompts, *reduced.shape[1:]
+            )
+            p = params[..., s * self.params_per_scale: (s + 1) * self.params_per_scale].reshape(
+                n_samples * n_prompts, -1
+            )
+            logits = grouped_dynamic_conv(expanded, p, self.layer_shapes)
+            per_scale.append(logits.reshape(n_samples, n_prompts, *logits.shape[1:]))
+        return [[scale[:, j] for scale in per_scale] for j in range(n_prompts)]

@@ -1,0 +1,22 @@
+"""Entry point for nnU-Net's trainer lookup (`nnUNet_extTrainer` points at this folder).
+
+nnU-Net imports the modules of that folder as top-level modules and looks the trainer up by class name; this
+module only re-exports the real classes from the installed package (absolute imports, no copies).
+"""
+
+from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi  # noqa: F401
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # noqa: F401
+    nnUNetTrainerUniSeMi_RandomCubesMask,
+    nnUNetTrainerUniSeMi_SliceMask,
+)
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import (  # noqa: F401
+    nnUNetTrainerUniSeMi_NoUnlabeled,
+)
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo  # noqa: F401
+from nnunetv2_unisemi.training.variants.short_schedules import (  # noqa: F401
+    nnUNetTrainer_CPU,
+    nnUNetTrainerUniSeMi_CPU,
+    nnUNetTrainerUniSeMi_NoUnlabeled_CPU,
+    nnUNetTrainerUniSeMi_TaskInfo_CPU,
+    nnUNetTrainerUniSeMi_Tiny,
+)

@@ -1,0 +1,373 @@
+"""nnUNetTrainerUniSeMi: nnU-Net's training loop with UniSeMi's step (paper section 3).
+
+One step = one backbone pass over [labeled samples | synthetic-task samples | CutMixed unlabeled samples]:
+- labeled samples under their own task prompt, synthetic samples (CutMix of two labeled samples of different tasks,
+  target = union of both targets under the mask) under the synthetic prompt K+1: Dice + CE (Eq. 3-5);
+- CutMixed unlabeled samples under all K+1 prompts: Dice(P_synthetic, max_k P_k) with P_agg detached (Eq. 6-9).
+L = L_sup + lambda * L_unsup.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from os.path import join
+from time import sleep
+
+import numpy as np
+import torch
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from batchgenerators.utilities.file_and_folder_operations import maybe_mkdir_p
+from nnunetv2.configuration import default_num_processes
+from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+from nnunetv2.inference.export_prediction import export_prediction_from_logits
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.inference.sliding_window_prediction import compute_gaussian
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.multiprocessing_utils import check_workers_alive_and_busy
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import autocast, nn
+from torch import distributed as dist
+
+from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
+from nnunetv2_unisemi.data_loading import RandomPatchDataLoader, TaskBalancedDataLoader
+from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
+from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
+from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
+
+UNISEMI_LOG_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
+
+
+class nnUNetTrainerUniSeMi(nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.unisemi = UnifiedDatasetInfo.from_dataset_json(dataset_json)
+        # --- UniSeMi hyperparameters (variants override these) ---
+        self.mask_strategy = "zero_centered"  # CutMix mask for both the synthetic task and the unlabeled mix
+        self.mask_fraction_range = (0.3, 0.7)
+        self.use_unlabeled = True
+        self.use_unlabeled_task_info = False  # the paper's "w/ Task Info" rows
+        self.unlabeled_loss_weight = 1.0  # lambda
+        self.unlabeled_rampup_epochs = 0  # sigmoid ramp-up of lambda (0 = constant)
+        self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)
+        self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
+        self.dataloader_unlabeled = None
+        self.consistency_loss = UnlabeledConsistencyLoss(ddp=self.is_ddp)
+        self._mix_rng = np.random.default_rng()
+        for key in UNISEMI_LOG_KEYS:
+            self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
+
+    # ------------------------------------------------------------------------------------------------- network
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        # nnU-Net passes num_segmentation_heads = background + K tasks (ignore excluded) = K + 1 = number of prompts
+        return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                                     enable_deep_supervision)
+
+    def _build_loss(self):
+        # per-sample Dice (batch_dice=False): the samples of a batch belong to different tasks
+        loss = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": self.is_ddp}, {},
+                              weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
+        if self.enable_deep_supervision:
+            weights = np.array([1 / (2 ** i) for i in range(len(self._get_deep_supervision_scales()))])
+            weights[-1] = 1e-6 if self.is_ddp else 0
+            loss = DeepSupervisionWrapper(loss, weights / weights.sum())
+        return loss
+
+    # ---------------------------------------------------------------------------------------------------- data
+    def do_split(self):
+        """Train on labeled + unlabeled cases; validate on the labeled ones (see UnifiedDatasetInfo)."""
+        tr_keys, val_keys = super().do_split()
+        tests = set(self.unisemi.test) & set(tr_keys + val_keys)
+        if tests:
+            raise RuntimeError(f"test cases found in the training split: {sorted(tests)[:5]}. Regenerate "
+                               "splits_final.json from the dataset's unisemi block.")
+        return tr_keys, val_keys
+
+    @property
+    def n_synthetic(self) -> int:
+        return self.synthetic_per_batch or max(1, self.batch_size // 2)
+
+    @property
+    def n_unlabeled_mixes(self) -> int:
+        return self.unlabeled_mixes_per_batch or max(1, self.batch_size // 2)
+
+    def _wrap_loader(self, loader, num_processes: int, num_cached: int):
+        if num_processes == 0:
+            return SingleThreadedAugmenter(loader, None)
+        return NonDetMultiThreadedAugmenter(loader, None, num_processes, num_cached, seeds=None,
+                                            pin_memory=self.device.type == "cuda", wait_time=0.002)
+
+    def get_dataloaders(self):
+        if self.dataset_class is None:
+            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
+        patch_size = self.configuration_manager.patch_size
+        ds_scales = self._get_deep_supervision_scales()
+        rotation, dummy_2d, initial_patch_size, mirror_axes = \
+            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        tr_transforms = self.get_training_transforms(
+            patch_size, rotation, ds_scales, mirror_axes, dummy_2d,
+            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
+            foreground_labels=self.label_manager.foreground_labels, regions=None,
+            ignore_label=self.label_manager.ignore_label)
+        val_transforms = self.get_validation_transforms(
+            ds_scales, is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
+            regions=None, ignore_label=self.label_manager.ignore_label)
+
+        tr_keys, val_keys = self.do_split()
+        labeled = [k for k in tr_keys if k in set(self.unisemi.labeled)]
+        unlabeled = [k for k in tr_keys if k in set(self.unisemi.unlabeled)]
+        if not labeled:
+            raise RuntimeError("the training split contains no labeled case")
+        if self.use_unlabeled and not unlabeled:
+            raise RuntimeError("the training split contains no unlabeled case; use nnUNetTrainerUniSeMi_NoUnlabeled")
+        folder, prev = self.preprocessed_dataset_folder, self.folder_with_segs_from_previous_stage
+        labeled_tasks = {c: self.unisemi.case_to_task[c] for c in labeled + val_keys}
+        dl_labeled = TaskBalancedDataLoader(
+            self.dataset_class(folder, labeled, folder_with_segs_from_previous_stage=prev), self.batch_size,
+            initial_patch_size, patch_size, self.label_manager, labeled_tasks,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms)
+        dl_val = TaskBalancedDataLoader(
+            self.dataset_class(folder, val_keys, folder_with_segs_from_previous_stage=prev), self.batch_size,
+            patch_size, patch_size, self.label_manager, labeled_tasks,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=val_transforms)
+
+        n_proc = get_allowed_n_proc_DA()
+        gen_labeled = self._wrap_loader(dl_labeled, n_proc, max(6, n_proc // 2))
+        gen_val = self._wrap_loader(dl_val, max(1, n_proc // 2) if n_proc else 0, max(3, n_proc // 4))
+        if self.use_unlabeled:
+            dl_unlabeled = self.make_unlabeled_loader(unlabeled, initial_patch_size, tr_transforms)
+            self.dataloader_unlabeled = self._wrap_loader(dl_unlabeled, n_proc, max(6, n_proc // 2))
+            next(self.dataloader_unlabeled)
+        next(gen_labeled)
+        next(gen_val)
+        return gen_labeled, gen_val
+
+    def make_unlabeled_loader(self, unlabeled: list[str], initial_patch_size, transforms):
+        """Random patches of unlabeled cases; pairs (0, 1), (2, 3), ... are CutMixed in the step."""
+        dataset = self.dataset_class(self.preprocessed_dataset_folder, unlabeled,
+                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+        return RandomPatchDataLoader(dataset, 2 * self.n_unlabeled_mixes, initial_patch_size,
+                                     self.configuration_manager.patch_size, self.label_manager, transforms=transforms)
+
+    def on_train_end(self):
+        super().on_train_end()
+        if isinstance(self.dataloader_unlabeled, NonDetMultiThreadedAugmenter):
+            self.dataloader_unlabeled._finish()
+
+    # ---------------------------------------------------------------------------------------------------- step
+    def binary_targets(self, target, task_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each sample's own-task foreground (1) vs everything else (0), per deep-supervision scale."""
+        targets = target if isinstance(target, list) else [target]
+        view = (-1,) + (1,) * (targets[0].ndim - 1)
+        return [(t == task_ids.view(view).to(t.device)).to(torch.int16) for t in targets]
+
+    def current_unlabeled_weight(self) -> float:
+        if self.unlabeled_rampup_epochs <= 0:
+            return self.unlabeled_loss_weight
+        phase = 1.0 - min(self.current_epoch, self.unlabeled_rampup_epochs) / self.unlabeled_rampup_epochs
+        return float(self.unlabeled_loss_weight * np.exp(-5.0 * phase * phase))
+
+    def labeled_inputs(self, batch: dict):
+        """Labeled samples + synthetic-task samples, their prompts and binary targets per scale."""
+        images = batch["data"].to(self.device, non_blocking=True)
+        task_ids = batch["task_ids"].to(self.device)
+        targets = [t.to(self.device, non_blocking=True) for t in self.binary_targets(batch["target"], task_ids)]
+        pairs = pair_different_tasks(task_ids.tolist(), self.n_synthetic, self._mix_rng)
+        if pairs:
+            masks = sample_cutmix_masks(len(pairs), images.shape[2:], self.mask_strategy, self._mix_rng,
+                                        *self.mask_fraction_range)
+            syn_images, syn_targets = synthesize_task_batch(images, targets, pairs, masks)
+            images = torch.cat((images, syn_images))
+            targets = [torch.cat((t, s.to(t.dtype))) for t, s in zip(targets, syn_targets)]
+            task_ids = torch.cat((task_ids, task_ids.new_full((len(pairs),), self.unisemi.synthetic_prompt)))
+        return images, task_ids, targets
+
+    def unlabeled_inputs(self, batch: dict):
+        """CutMix of unlabeled pairs (Eq. 6). Never looks at the cases' tasks."""
+        images = batch["data"].to(self.device, non_blocking=True)
+        masks = sample_cutmix_masks(images.shape[0] // 2, images.shape[2:], self.mask_strategy, self._mix_rng,
+                                    *self.mask_fraction_range).to(self.device)
+        first, second = images[0::2], images[1::2]
+        return cutmix(first, second, masks), (first, second, masks, batch)
+
+    def unlabeled_target(self, prompted_logits: list[torch.Tensor], mix_parts) -> torch.Tensor:
+        """P_agg (Eq. 7): element-wise max of the task prompts' foreground probabilities on the mixed input."""
+        return aggregated_task_prediction(prompted_logits[: self.unisemi.num_tasks])
+
+    def train_step(self, batch: dict) -> dict:
+        images, prompts, targets = self.labeled_inputs(batch)
+        groups = [prompts]
+        if self.use_unlabeled:
+            mixed, mix_parts = self.unlabeled_inputs(next(self.dataloader_unlabeled))
+            images = torch.cat((images, mixed))
+            all_prompts = torch.arange(1, self.unisemi.num_prompts + 1, device=self.device)
+            groups.append(all_prompts.expand(mixed.shape[0], -1))
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            outputs = self.network(images, groups)  # one backbone pass for everything
+            out_labeled = outputs[0]
+            loss_sup = self.loss(out_labeled, targets if self.enable_deep_supervision else targets[0])
+            loss_unsup = torch.zeros((), device=self.device)
+            weight = self.current_unlabeled_weight()
+            if self.use_unlabeled:
+                full_res = [o[0] if self.enable_deep_supervision else o for o in outputs[1]]
+                p_agg = self.unlabeled_target(full_res, mix_parts)
+                loss_unsup = self.consistency_loss(full_res[self.unisemi.synthetic_prompt - 1], p_agg)
+            loss = loss_sup + weight * loss_unsup
+
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
+                "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
+
+    def _mean_over_ranks(self, values) -> float:
+        values = np.asarray(values, dtype=np.float64)
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, values)
+            values = np.concatenate([np.ravel(g) for g in gathered])
+        return float(np.mean(values))
+
+    def on_train_epoch_end(self, train_outputs: list[dict]):
+        super().on_train_epoch_end(train_outputs)
+        self.logger.log("train_loss_sup", self._mean_over_ranks([o["loss_sup"] for o in train_outputs]),
+                        self.current_epoch)
+        self.logger.log("train_loss_unsup", self._mean_over_ranks([o["loss_unsup"] for o in train_outputs]),
+                        self.current_epoch)
+        self.logger.log("unlabeled_weight", float(train_outputs[-1]["unlabeled_weight"]), self.current_epoch)
+
+    # ---------------------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: dict) -> dict:
+        """Each validation patch under its own task prompt; tp/fp/fn collected per task (K entries)."""
+        images = batch["data"].to(self.device, non_blocking=True)
+        task_ids = batch["task_ids"].to(self.device)
+        targets = [t.to(self.device) for t in self.binary_targets(batch["target"], task_ids)]
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            output = self.network(images, task_ids)
+            loss = self.loss(output, targets if self.enable_deep_supervision else targets[0])
+        output = output[0] if self.enable_deep_supervision else output
+        pred = output.argmax(1) == 1
+        ref = targets[0][:, 0] == 1
+        axes = tuple(range(1, pred.ndim))
+        per_sample = [(pred & ref).sum(axes), (pred & ~ref).sum(axes), (~pred & ref).sum(axes)]
+        per_task = []
+        for counts in per_sample:
+            acc = torch.zeros(self.unisemi.num_tasks, dtype=torch.float64, device=self.device)
+            acc.index_add_(0, task_ids - 1, counts.double())
+            per_task.append(acc.cpu().numpy())
+        tp, fp, fn = per_task
+        return {"loss": loss.detach().cpu().numpy(), "tp_hard": tp, "fp_hard": fp, "fn_hard": fn}
+
+    def on_epoch_end(self):
+        # nnU-Net prints 'Pseudo dice' per entry of dice_per_class_or_region, which here is per task
+        self.print_to_log_file("L_sup", np.round(self.logger.get_value("train_loss_sup", step=-1), 4),
+                               "L_unsup", np.round(self.logger.get_value("train_loss_unsup", step=-1), 4),
+                               "lambda", np.round(self.logger.get_value("unlabeled_weight", step=-1), 4))
+        names = [t.name for t in self.unisemi.tasks]
+        dice = self.logger.get_value("dice_per_class_or_region", step=-1)
+        self.print_to_log_file("Pseudo dice per task", {n: round(float(d), 4) for n, d in zip(names, dice)})
+        if self.local_rank == 0:
+            self.plot_unisemi_progress()
+        super().on_epoch_end()
+
+    def plot_unisemi_progress(self) -> None:
+        """progress_unisemi.png beside nnU-Net's progress.png: L_sup, L_unsup and per-task pseudo Dice."""
+        import matplotlib
+
+        matplotlib.use("agg")
+        import matplotlib.pyplot as plt
+
+        log = self.logger.local_logger.my_fantastic_logging
+        n = len(log["train_loss_unsup"])
+        fig, (ax_loss, ax_dice) = plt.subplots(2, 1, figsize=(10, 9))
+        x = list(range(n))
+        ax_loss.plot(x, log["train_loss_sup"][:n], label="L_sup")
+        ax_loss.plot(x, log["train_loss_unsup"][:n], label="L_unsup")
+        ax_loss.set_xlabel("epoch")
+        ax_loss.legend()
+        dice = np.array(log["dice_per_class_or_region"][:n], dtype=float).reshape(n, -1)
+        for k, task in enumerate(self.unisemi.tasks):
+            if k < dice.shape[1]:
+                ax_dice.plot(x, dice[:, k], label=f"{task.name} pseudo Dice")
+        ax_dice.set_xlabel("epoch")
+        ax_dice.set_ylim(0, 1)
+        ax_dice.legend()
+        fig.tight_layout()
+        fig.savefig(join(self.output_folder, "progress_unisemi.png"))
+        plt.close(fig)
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        """Sliding-window prediction of every validation case under its own task prompt, then nnU-Net's metrics
+        (per label = per task, since a case's reference holds only its task's value)."""
+        self.set_deep_supervision_enabled(False)
+        self.network.eval()
+        network = self.network.module if self.is_ddp else self.network
+        network = getattr(network, "_orig_mod", network)
+        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                                    perform_everything_on_device=True, device=self.device, verbose=False,
+                                    verbose_preprocessing=False, allow_tqdm=False)
+        predictor.manual_initialization(network, self.plans_manager, self.configuration_manager, None,
+                                        self.dataset_json, self.__class__.__name__,
+                                        self.inference_allowed_mirroring_axes)
+        validation_output_folder = join(self.output_folder, "validation")
+        maybe_mkdir_p(validation_output_folder)
+        _, val_keys = self.do_split()
+        if self.is_ddp:
+            val_keys = val_keys[self.local_rank:: dist.get_world_size()]
+        dataset_val = self.dataset_class(self.preprocessed_dataset_folder, val_keys,
+                                         folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+        with multiprocessing.get_context("spawn").Pool(default_num_processes) as export_pool:
+            workers = list(export_pool._pool)
+            results = []
+            for k in dataset_val.identifiers:
+                while check_workers_alive_and_busy(export_pool, workers, results, allowed_num_queued=2):
+                    sleep(0.1)
+                task = self.unisemi.case_to_task[k]
+                self.print_to_log_file(f"predicting {k} with prompt {task} ({self.unisemi.tasks[task - 1].name})")
+                data, _, _, properties = dataset_val.load_case(k)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    data = torch.from_numpy(data[:])
+                network.inference_prompts = [task]
+                prediction = predictor.predict_sliding_window_return_logits(data).cpu()
+                results.append(export_pool.starmap_async(export_prediction_from_logits, (
+                    (prediction, properties, self.configuration_manager, self.plans_manager, self.dataset_json,
+                     join(validation_output_folder, k), save_probabilities),)))
+            _ = [r.get() for r in results]
+        network.inference_prompts = [t.id for t in self.unisemi.tasks]
+        if self.is_ddp:
+            dist.barrier()
+        if self.local_rank == 0:
+            metrics = compute_metrics_on_folder(
+                join(self.preprocessed_dataset_folder_base, "gt_segmentations"), validation_output_folder,
+                join(validation_output_folder, "summary.json"), self.plans_manager.image_reader_writer_class(),
+                self.dataset_json["file_ending"], self.label_manager.foreground_labels,
+                self.label_manager.ignore_label, chill=True, num_processes=default_num_processes)
+            for label, values in metrics["mean"].items():
+                name = self.unisemi.tasks[int(label) - 1].name if str(label).isdigit() else label
+                self.logger.log_summary(f"final_val/{name}_dice", values["Dice"])
+                self.print_to_log_file(f"Validation Dice {name}: {values['Dice']:.4f}")
+            self.print_to_log_file("Mean Validation Dice: ", metrics["foreground_mean"]["Dice"],
+                                   also_print_to_console=True)
+        self.set_deep_supervision_enabled(True)
+        compute_gaussian.cache_clear()

@@ -1,0 +1,38 @@
+"""The paper's "UniSeMi w/ Task Info" rows: the unlabeled cases' tasks are known to the trainer.
+
+Pseudo-masks then come from task-specific data (each unlabeled patch, unmixed, under its own task prompt), CutMixed
+with the same mask as the images, instead of the max over all task prompts on the mixed input.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nnunetv2_unisemi.data_loading import RandomPatchDataLoader
+from nnunetv2_unisemi.task_mixing import cutmix
+from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+
+
+class nnUNetTrainerUniSeMi_TaskInfo(nnUNetTrainerUniSeMi):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.use_unlabeled_task_info = True
+
+    def make_unlabeled_loader(self, unlabeled, initial_patch_size, transforms):
+        dataset = self.dataset_class(self.preprocessed_dataset_folder, unlabeled,
+                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+        case_to_task = {c: self.unisemi.case_to_task[c] for c in unlabeled}
+        return RandomPatchDataLoader(dataset, 2 * self.n_unlabeled_mixes, initial_patch_size,
+                                     self.configuration_manager.patch_size, self.label_manager, transforms=transforms,
+                                     case_to_task=case_to_task)
+
+    def unlabeled_target(self, prompted_logits, mix_parts) -> torch.Tensor:
+        first, second, masks, batch = mix_parts
+        task_ids = batch["task_ids"].to(self.device)
+        with torch.no_grad():
+            logits = self.network(torch.cat((first, second)), torch.cat((task_ids[0::2], task_ids[1::2])))
+            logits = logits[0] if self.enable_deep_supervision else logits
+            foreground = torch.softmax(logits, 1)[:, 1:2]
+        n = first.shape[0]
+        return cutmix(foreground[:n], foreground[n:], masks)[:, 0].detach()

@@ -1,0 +1,116 @@
+"""The dynamic head and the network wrapper: per-sample kernels, prompts, one backbone pass for many prompts."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+from torch import nn
+
+from nnunetv2_unisemi.network.dynamic_head import DynamicHead, dynamic_layer_shapes, grouped_dynamic_conv
+from nnunetv2_unisemi.network.unisemi_network import UniSeMiNetwork
+
+
+def tiny_network(num_prompts: int = 4, deep_supervision: bool = True, seed: int = 0) -> UniSeMiNetwork:
+    torch.manual_seed(seed)
+    backbone = PlainConvUNet(1, 3, (4, 8, 16), nn.Conv3d, 3, (1, 2, 2), 1, 2, 1, conv_bias=True,
+                             norm_op=nn.InstanceNorm3d, norm_op_kwargs={"affine": True}, nonlin=nn.LeakyReLU,
+                             deep_supervision=deep_supervision)
+    return UniSeMiNetwork(backbone.encoder, backbone.decoder, num_prompts).eval()
+
+
+def reference_dynamic_conv(x, params, layer_shapes):
+    """Sample by sample, plain convs with the sample's own weights."""
+    outs = []
+    for i in range(x.shape[0]):
+        h, offset = x[i: i + 1], 0
+        for k, (cin, cout) in enumerate(layer_shapes):
+            w = params[i, offset: offset + cin * cout].reshape(cout, cin, 1, 1, 1)
+            offset += cin * cout
+            b = params[i, offset: offset + cout]
+            offset += cout
+            h = F.conv3d(h, w, b)
+            if k < len(layer_shapes) - 1:
+                h = F.relu(h)
+        outs.append(h)
+    return torch.cat(outs)
+
+
+def test_grouped_dynamic_conv_equals_per_sample_reference():
+    torch.manual_seed(1)
+    shapes = dynamic_layer_shapes(8, [8, 8], 2)
+    x = torch.randn(5, 8, 6, 7, 5)
+    params = torch.randn(5, sum(i * o + o for i, o in shapes))
+    torch.testing.assert_close(grouped_dynamic_conv(x, params, shapes), reference_dynamic_conv(x, params, shapes))
+
+
+def test_head_generates_different_kernels_per_prompt_and_sample():
+    torch.manual_seed(2)
+    head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d)
+    pooled = torch.randn(2, 16)
+    params = head.generate_params(pooled, torch.tensor([[1, 2, 3], [1, 2, 3]]))
+    assert params.shape == (2, 3, head.params_per_scale)
+    assert not torch.allclose(params[:, 0], params[:, 1])
+    assert not torch.allclose(params[0, 0], params[1, 0])  # same prompt, different image content
+    with pytest.raises(ValueError, match="prompt ids"):
+        head.generate_params(pooled, torch.tensor([[0], [4]]))
+
+
+def test_prompts_change_the_output_and_batch_mixes_prompts():
+    net = tiny_network(deep_supervision=False)
+    x = torch.randn(2, 1, 16, 16, 16)
+    with torch.no_grad():
+        out_1 = net(x, torch.tensor([1, 1]))
+        out_2 = net(x, torch.tensor([2, 2]))
+        mixed = net(x, torch.tensor([1, 2]))
+    assert out_1.shape == (2, 2, 16, 16, 16)
+    assert (out_1 - out_2).abs().max() > 1e-4
+    # each sample is decoded with its own prompt
+    torch.testing.assert_close(mixed[0], out_1[0])
+    torch.testing.assert_close(mixed[1], out_2[1])
+
+
+def test_one_backbone_pass_many_prompts_equals_single_prompt_calls():
+    net = tiny_network(deep_supervision=True)
+    x = torch.randn(3, 1, 16, 16, 16)
+    all_prompts = torch.arange(1, 5).expand(3, -1)
+    with torch.no_grad():
+        multi = net(x, all_prompts)
+        assert len(multi) == 4 and len(multi[0]) == 2  # 4 prompts x 2 deep-supervision scales
+        for j in range(4):
+            single = net(x, torch.full((3,), j + 1))
+            for s in range(2):
+                torch.testing.assert_close(multi[j][s], single[s])
+
+
+def test_prompt_groups_share_one_pass():
+    net = tiny_network(deep_supervision=False)
+    x = torch.randn(4, 1, 16, 16, 16)
+    labeled_prompts = torch.tensor([2, 4])
+    unlabeled_prompts = torch.arange(1, 5).expand(2, -1)
+    with torch.no_grad():
+        out_l, out_u = net(x, [labeled_prompts, unlabeled_prompts])
+        torch.testing.assert_close(out_l, net(x[:2], labeled_prompts))
+        for j in range(4):
+            torch.testing.assert_close(out_u[j], net(x[2:], torch.full((2,), j + 1)))
+        with pytest.raises(ValueError, match="cover"):
+            net(x, [labeled_prompts])
+
+
+def test_task_map_logits_match_single_task_masks():
+    net = tiny_network(num_prompts=4, deep_supervision=False)  # 3 tasks + synthetic
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        net.inference_prompts = [1, 2, 3]
+        all_map = net(x).argmax(1)
+        single_masks = {}
+        for task in (1, 2, 3):
+            net.inference_prompts = [task]
+            single = net(x).argmax(1)
+            assert set(single.unique().tolist()) <= {0, task}
+            prob = torch.softmax(net(x, torch.tensor([task])), 1)[:, 1]
+            assert torch.equal(single == task, prob > 0.5)
+            single_masks[task] = prob
+    # the all-task map labels a voxel k only where task k is the most probable and above 0.5
+    probs = torch.stack([single_masks[t] for t in (1, 2, 3)])
+    expected = torch.where(probs.max(0).values > 0.5, probs.argmax(0) + 1, 0)
+    assert (all_map == expected).float().mean() > 0.999
