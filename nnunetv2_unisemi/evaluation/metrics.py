@@ -61,9 +61,7 @@ class BinaryMetrics:
         return asdict(self)
 
 
-def union_bounding_box(
-    pred: np.ndarray, ref: np.ndarray, margin: int = 1
-) -> tuple[slice, ...] | None:
+def union_bounding_box(pred: np.ndarray, ref: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:
     """Slices of the bounding box of ``pred | ref`` grown by ``margin`` voxels (clipped), None if both are empty."""
     union = pred | ref
     slices = []
