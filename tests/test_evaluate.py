@@ -103,6 +103,13 @@ def test_per_case_metrics_use_only_the_case_task_value_and_header_spacing(tiny):
     assert records["spl_a"]["dice"] == 1.0 and records["spl_a"]["hd95"] == 0.0
 
 
+def test_voxel_distances_ignore_the_spacing(tiny):
+    root, ref_dir, pred_dir, _ = tiny
+    summary = evaluate_folder(ref_dir, pred_dir, output_dir=root / "out", voxel_distances=True, verbose=False)
+    assert by_case(summary)["liv_b"]["hd95"] == pytest.approx(2.0)  # two slices, whatever their thickness
+    assert summary["distance_unit"] == "voxel" and "95HD vox" in format_summary_table(summary)
+
+
 def test_summary_averages_task_means_and_counts_undefined_distances(tiny):
     root, ref_dir, pred_dir, _ = tiny
     summary = evaluate_folder(ref_dir, pred_dir, output_dir=root / "out", verbose=False)

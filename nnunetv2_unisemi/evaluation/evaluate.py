@@ -74,8 +74,13 @@ def evaluate_case(
     ignore_label: int | None = None,
     overlay_file: str | os.PathLike | None = None,
     image_file: str | os.PathLike | None = None,
+    voxel_distances: bool = False,
 ) -> dict:
-    """Metrics of one case for its task (see module docstring); optionally writes an overlay PNG."""
+    """Metrics of one case for its task (see module docstring); optionally writes an overlay PNG.
+
+    ``voxel_distances`` ignores the spacing (distances in voxels), as the SSL codes that call medpy without
+    ``voxelspacing`` do; use it only to reproduce their numbers.
+    """
     ref_file, pred_file = Path(ref_file), Path(pred_file)
     ref, spacing, ref_img = read_label(ref_file)
     pred, _, pred_img = read_label(pred_file)
@@ -86,7 +91,7 @@ def evaluate_case(
             "evaluated"
         )
     ref_mask, pred_mask = ref == task_id, pred == task_id
-    metrics = compute_binary_metrics(pred_mask, ref_mask, spacing)
+    metrics = compute_binary_metrics(pred_mask, ref_mask, None if voxel_distances else spacing)
     record = {"case": case, "task_id": int(task_id), "task": task_name, **metrics.as_dict(), "spacing": list(spacing)}
     if overlay_file is not None:
         from nnunetv2_unisemi.evaluation.overlays import write_case_overlay  # matplotlib only when asked for
@@ -109,7 +114,7 @@ def _mean_std(values: list[float]) -> dict:
     return {"mean": float(np.mean(finite)), "std": float(np.std(finite)), "n": len(finite)}
 
 
-def summarize(records: list[dict], info: UnifiedDatasetInfo) -> dict:
+def summarize(records: list[dict], info: UnifiedDatasetInfo, distance_unit: str = "mm") -> dict:
     """Per-task mean/std over cases, and the "Average" row = mean over tasks of the per-task means."""
     per_task = {}
     for task in info.tasks:
@@ -128,7 +133,7 @@ def summarize(records: list[dict], info: UnifiedDatasetInfo) -> dict:
         means = [t[metric]["mean"] for t in per_task.values() if not math.isnan(t[metric]["mean"])]
         average[metric] = {"mean": float(np.mean(means)) if means else math.nan, "n_tasks": len(means)}
     average["n_distance_undefined"] = sum(t["n_distance_undefined"] for t in per_task.values())
-    return {"definitions": METRIC_DEFINITIONS, "tasks": per_task, "average": average}
+    return {"definitions": METRIC_DEFINITIONS, "distance_unit": distance_unit, "tasks": per_task, "average": average}
 
 
 def format_summary_table(summary: dict, style: str = "markdown", include_assd: bool = False) -> str:
@@ -138,10 +143,11 @@ def format_summary_table(summary: dict, style: str = "markdown", include_assd: b
     the per-task means and has no std. Cases whose distances are undefined (one mask empty) are counted in the
     last column.
     """
-    metrics = [("dice", "Dice %", 100.0), ("jaccard", "Jaccard %", 100.0), ("asd", "ASD mm", 1.0)]
-    metrics.append(("hd95", "95HD mm", 1.0))
+    unit = "vox" if summary.get("distance_unit") == "voxel" else "mm"
+    metrics = [("dice", "Dice %", 100.0), ("jaccard", "Jaccard %", 100.0), ("asd", f"ASD {unit}", 1.0)]
+    metrics.append(("hd95", f"95HD {unit}", 1.0))
     if include_assd:
-        metrics.append(("assd", "ASSD mm", 1.0))
+        metrics.append(("assd", f"ASSD {unit}", 1.0))
     header = ["Task", "n", *[m[1] for m in metrics], "no dist."]
     rows = []
     for name, entry in summary["tasks"].items():
@@ -229,13 +235,16 @@ def evaluate_folder(
     overlays: bool = False,
     image_dir: str | os.PathLike | None = None,
     allow_missing: bool = False,
+    voxel_distances: bool = False,
     verbose: bool = True,
 ) -> dict:
     """Evaluate every reference case (of ``task`` if given) and write the outputs; returns the summary dict.
 
     ``dataset_json`` defaults to ``ref_dir/../dataset.json``, ``output_dir`` to ``pred_dir``, ``image_dir`` (for
-    overlays) to ``ref_dir/../imagesTs``. A missing prediction is an error unless ``allow_missing``. The summary
-    also holds the per-case records under "cases" and the written file paths under "files".
+    overlays) to ``ref_dir/../imagesTs``. A missing prediction is an error unless ``allow_missing``. Distances are
+    in mm from the reference header, or in voxels with ``voxel_distances`` (to reproduce SSL scripts that pass no
+    spacing to medpy). The summary also holds the per-case records under "cases" and the written file paths under
+    "files".
     """
     ref_dir, pred_dir = Path(ref_dir), Path(pred_dir)
     output_dir = Path(output_dir) if output_dir is not None else pred_dir
@@ -264,7 +273,7 @@ def evaluate_folder(
             continue
         job = {
             "ref_file": ref_file, "pred_file": pred_file, "case": case, "task_id": task_id,
-            "task_name": task_names[task_id], "ignore_label": info.ignore_label,
+            "task_name": task_names[task_id], "ignore_label": info.ignore_label, "voxel_distances": voxel_distances,
         }  # fmt: skip
         if overlays:
             job["overlay_file"] = output_dir / "overlays" / f"{case}.png"
@@ -289,7 +298,7 @@ def evaluate_folder(
     else:
         records = [evaluate_case(**job) for job in jobs]
 
-    summary = summarize(records, info)
+    summary = summarize(records, info, "voxel" if voxel_distances else "mm")
     summary["n_missing_predictions"] = len(missing)
     files = write_outputs(records, summary, output_dir)
     if verbose:

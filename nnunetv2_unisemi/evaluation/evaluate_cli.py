@@ -24,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", action="store_true", help="write PNG overlays to <output>/overlays/<case>.png")
     p.add_argument("-img", default=None, help="image folder for overlays (default: -ref's sibling imagesTs)")
     p.add_argument("--chill", action="store_true", help="skip reference cases without a prediction instead of failing")
+    p.add_argument(
+        "--voxel_distances",
+        action="store_true",
+        help="ASD/95HD/ASSD in voxels instead of mm (spacing ignored), only to reproduce SSL scripts that call medpy "
+        "without voxelspacing",
+    )
     return p
 
 
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             overlays=args.overlays,
             image_dir=args.img,
             allow_missing=args.chill,
+            voxel_distances=args.voxel_distances,
         )
     except (FileNotFoundError, KeyError, ValueError) as e:
         # Input problems (missing file, unknown task, grid mismatch) deserve a message, not a traceback.
