@@ -6,7 +6,9 @@ Readers only read: nothing here ever writes next to a source file.
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -58,9 +60,21 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def check_gzip_complete(path: Path, what: str) -> None:
+    """ITK reads a truncated .nii.gz without complaint (the missing voxels become zeros): read the stream to its end."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error) as e:
+        raise ConversionError(f"{path}: unreadable {what} (truncated or corrupt gzip stream: {e})") from e
+
+
 def read_image(path: Path, what: str = "image") -> sitk.Image:
     """Read any SimpleITK-readable file, turning reader failures (truncated, corrupt) into ConversionError."""
     require_file(path, what)
+    if path.name.endswith(".gz"):
+        check_gzip_complete(path, what)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as e:

@@ -56,15 +56,37 @@ def read_dicom_series(folder: Path) -> sitk.Image:
         raise ConversionError(f"{folder}: missing image (no DICOM series found)")
     # TCIA Pancreas-CT has one CT series per patient; if a folder holds more, the largest is the CT volume.
     directory, files = max(series, key=lambda s: len(s[1]))
+    # GDCM silently leaves unreadable (e.g. truncated) files out of a series, which leaves a gap in the volume.
+    in_series = {Path(f).name for d, fs in series if d == directory for f in fs}
+    unreadable = sorted(p.name for p in Path(directory).glob("*.dcm") if p.name not in in_series)
+    if unreadable:
+        raise ConversionError(f"{Path(directory) / unreadable[0]}: unreadable DICOM file ({len(unreadable)} in series)")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()
     try:
         image = reader.Execute()
     except RuntimeError as e:
         raise ConversionError(f"{directory}: unreadable DICOM series ({str(e).strip().splitlines()[-1]})") from e
     if image.GetDimension() != 3 or min(image.GetSize()) < 2:
         raise ConversionError(f"{directory}: DICOM series is not a 3D volume (size {image.GetSize()})")
+    check_uniform_slices(reader, image, directory)
     return image
+
+
+def check_uniform_slices(reader: sitk.ImageSeriesReader, image: sitk.Image, directory: str) -> None:
+    """Missing slices make the volume's z spacing wrong; ITK only warns, so check the slice positions."""
+    positions = []
+    for k in range(image.GetDepth()):
+        if not reader.HasMetaDataKey(k, "0020|0032"):
+            return  # no positions to check (not a CT/MR image series)
+        positions.append([float(v) for v in reader.GetMetaData(k, "0020|0032").split("\\")])
+    steps = np.linalg.norm(np.diff(np.asarray(positions), axis=0), axis=1)
+    if steps.size and (steps.max() - steps.min()) > 0.01 * max(steps.min(), 1e-3):
+        raise ConversionError(
+            f"{directory}: DICOM series has missing or unevenly spaced slices "
+            f"(slice gaps {steps.min():.3g} to {steps.max():.3g} mm)"
+        )
 
 
 def resample_label_to_image(label: sitk.Image, image: sitk.Image, label_path: Path | str) -> sitk.Image:

@@ -40,7 +40,7 @@ def demo(tmp_path_factory) -> tuple[dict, Path]:
     return config, out
 
 
-# --- readers -----------------------------------------------------------------------------------------------------------
+# --- readers ---
 def test_msd_reader_selects_label_values_and_keeps_geometry(tmp_path):
     folder = write_msd_task(tmp_path, "Task04_Hippocampus", 2, SMALL, (1.0, 1.0, 1.0), style="mri", two_labels=True,
                             modality="MRI", case_prefix="hippocampus")  # fmt: skip
@@ -99,7 +99,7 @@ def test_pancreas_h5_reader(tmp_path):
     assert sitk.GetArrayFromImage(case.label).sum() > 0
 
 
-# --- merged dataset ----------------------------------------------------------------------------------------------------
+# --- merged dataset ---
 def test_demo_dataset_layout_labels_and_contract(demo):
     config, out = demo
     dataset_json = json.loads((out / "dataset.json").read_text())
@@ -155,7 +155,7 @@ def test_geometry_preserved_in_output(tmp_path):
         assert written.GetSize() == source.GetSize()
 
 
-# --- label budget ------------------------------------------------------------------------------------------------------
+# --- label budget ---
 @pytest.mark.parametrize(
     "n_train, fraction, expected",
     [(62, 0.1, 6), (62, 0.2, 12), (80, 0.1, 8), (80, 0.2, 16), (30, 0.1, 3), (30, 0.2, 6), (50, 0.1, 5), (50, 0.2, 10),
@@ -242,7 +242,7 @@ def test_case_subsets_make_disjoint_tasks(tmp_path):
     assert [c for c, t in info.case_to_task.items() if t == 3] == ["picked_hippocampus_002"]
 
 
-# --- single-source command lines and preprocessed splits ----------------------------------------------------------------
+# --- single-source command lines and preprocessed splits ---
 def test_single_source_clis(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
