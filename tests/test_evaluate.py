@@ -157,6 +157,15 @@ def test_output_defaults_to_prediction_folder_and_parallel_matches_serial(tiny):
     assert json.dumps(parallel["cases"]) == json.dumps(serial["cases"])
 
 
+def test_nnunet_summary_in_the_output_folder_is_not_overwritten(tiny):
+    _, ref_dir, pred_dir, _ = tiny
+    nnunet_summary = '{"foreground_mean": {"Dice": 0.9}, "mean": {}, "metric_per_case": []}'
+    (pred_dir / "summary.json").write_text(nnunet_summary)
+    with pytest.raises(FileExistsError, match="nnU-Net's own evaluation summary"):
+        evaluate_folder(ref_dir, pred_dir, verbose=False)
+    assert (pred_dir / "summary.json").read_text() == nnunet_summary
+
+
 @pytest.mark.parametrize("task", ["spleen", "2", 2, "SPLEEN"])
 def test_task_filter(tiny, task):
     root, ref_dir, pred_dir, _ = tiny

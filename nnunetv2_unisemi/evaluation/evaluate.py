@@ -188,8 +188,22 @@ def _json_safe(obj):
     return obj
 
 
+def _refuse_to_overwrite_nnunet_summary(path: Path) -> None:
+    """nnU-Net's validation folders hold its own summary.json ("foreground_mean"); never clobber it."""
+    if not path.is_file():
+        return
+    try:
+        with open(path) as f:
+            existing = json.load(f)
+    except (OSError, ValueError):
+        return
+    if isinstance(existing, dict) and "foreground_mean" in existing:
+        raise FileExistsError(f"{path} is nnU-Net's own evaluation summary; choose another output folder (-o)")
+
+
 def write_outputs(records: list[dict], summary: dict, output_dir: str | os.PathLike) -> dict[str, Path]:
     output_dir = Path(output_dir)
+    _refuse_to_overwrite_nnunet_summary(output_dir / "summary.json")
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "per_case_json": output_dir / "metrics_per_case.json",
@@ -252,6 +266,7 @@ def evaluate_folder(
         raise FileNotFoundError(f"reference folder {ref_dir} does not exist")
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
+    _refuse_to_overwrite_nnunet_summary(output_dir / "summary.json")  # before any work, not after it
     dj = _load_dataset_json(dataset_json, ref_dir)
     info = UnifiedDatasetInfo.from_dataset_json(dj)
     file_ending = dj.get("file_ending", ".nii.gz")

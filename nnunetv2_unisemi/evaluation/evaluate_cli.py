@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             allow_missing=args.chill,
             voxel_distances=args.voxel_distances,
         )
-    except (FileNotFoundError, KeyError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         # Input problems (missing file, unknown task, grid mismatch) deserve a message, not a traceback.
         raise SystemExit(f"nnUNetv2_evaluate_unisemi: error: {e.args[0] if e.args else e}") from e
 
