@@ -283,3 +283,9 @@ def test_merge_cli_from_yaml_with_data_root_and_overwrite(tmp_path, monkeypatch)
     info = UnifiedDatasetInfo.from_dataset_json(out)
     assert len(info.labeled_cases_of_task(1)) == 2
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["Dataset007_Two"]  # no temporary folders left
+
+
+def test_demo_dataset_passes_nnunet_integrity_check(demo):
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    verify_dataset_integrity(str(demo[1]), num_processes=1)  # raises on any inconsistency
