@@ -31,8 +31,8 @@ METRIC_DEFINITIONS = {
     "dice": "2|P∩R|/(|P|+|R|)",
     "jaccard": "|P∩R|/|P∪R|",
     "asd": "mean distance from prediction surface voxels to the reference surface, one-directional (medpy asd)",
-    "hd95": "95th percentile of the pooled surface distances of both directions, mm (medpy hd95)",
-    "assd": "mean of the pooled surface distances of both directions, mm (medpy 0.5 assd)",
+    "hd95": "95th percentile of the pooled surface distances of both directions, in distance_unit (medpy hd95)",
+    "assd": "mean of the pooled surface distances of both directions, in distance_unit (medpy 0.5 assd)",
     "empty_policy": "both empty: dice=jaccard=1, distances 0; one empty: dice=jaccard=0, distances NaN, "
     "excluded from distance means and counted in n_distance_undefined",
 }
