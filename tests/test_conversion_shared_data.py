@@ -122,3 +122,13 @@ def test_mixed_real_dataset_passes_nnunet_integrity_check(shared_data, tmp_path)
     assert [t.modality for t in info.tasks] == ["MRI", "MRI", "CT"]
     assert len(info.labeled) == 3 and len(info.unlabeled) == 3 and len(info.test) == 1
     verify_dataset_integrity(str(out), num_processes=1)  # raises on any inconsistency
+
+
+def test_shared_data_example_config_plans_all_sources(shared_data):
+    from dataset_conversion.merge_tasks import load_config, plan_conversion
+
+    config = load_config(Path(__file__).resolve().parents[1] / "dataset_conversion/configs/shared_data_example.yaml")
+    info = plan_conversion(config, shared_data).info
+    assert [t.name for t in info.tasks][:3] == ["left_atrium", "hippocampus_anterior", "hippocampus_posterior"]
+    assert info.label_budget["training_cases"]["left_atrium"] == 64 and len(info.labeled_cases_of_task(1)) == 6
+    assert len(info.case_to_task) == 80 + 208 + 1 + 1 + 2

@@ -289,3 +289,18 @@ def test_demo_dataset_passes_nnunet_integrity_check(demo):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
     verify_dataset_integrity(str(demo[1]), num_processes=1)  # raises on any inconsistency
+
+
+def test_paper_config_is_valid():
+    from dataset_conversion.merge_tasks import load_config, parse_task_config
+
+    path = Path(__file__).resolve().parents[1] / "dataset_conversion/configs/paper_four_tasks.yaml"
+    config = load_config(path)
+    tasks = [parse_task_config(t, Path("/data"), i) for i, t in enumerate(config["tasks"])]
+    assert [(t.name, t.format, t.modality) for t in tasks] == [
+        ("pancreas", "pancreas_ct_dicom", "CT"), ("left_atrium", "la_h5", "MRI"), ("spleen", "msd", "CT"),
+        ("lung_tumour", "msd", "CT"),
+    ]  # fmt: skip
+    assert tasks[0].ct_window == (-125, 275) and tasks[3].ct_window == (-1000, 400)
+    # 62 / 30 / 50 training cases after the held-out test cases -> the paper's 6 / 3 / 5 labeled cases
+    assert [default_labeled_count(n, 0.1) for n in (82 - 20, 41 - 11, 63 - 13)] == [6, 3, 5]
