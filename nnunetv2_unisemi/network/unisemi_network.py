@@ -80,8 +80,9 @@ class UniSeMiNetwork(nn.Module):
         out = torch.full((n, self.num_prompts, *first.shape[2:]), -100.0, device=first.device, dtype=first.dtype)
         out[:, 0] = 0
         for task, scales in zip(task_ids, per_prompt):
-            if task < self.num_prompts:  # the synthetic prompt has no label of its own: see the predictor
-                out[:, task] = scales[0][:, 1] - scales[0][:, 0]
+            # the synthetic prompt has no label of its own: alone, it is written as a binary map in channel 1
+            channel = task if task < self.num_prompts else 1
+            out[:, channel] = scales[0][:, 1] - scales[0][:, 0]
         return out
 
     def forward(self, x: torch.Tensor, prompts: torch.Tensor | list[torch.Tensor] | None = None):
