@@ -1,0 +1,53 @@
+"""Trainer classes of the real-data benchmark (`benchmarks/run_benchmark.py`), found by nnU-Net through
+`nnUNet_extTrainer` (this folder; its modules are imported as top-level modules, so the real classes are imported
+by absolute import).
+
+For every iteration budget N in 20, 40, ..., 6000 and every benchmarked method there is a class
+`<base>_bench<N>`: 20 epochs of N/20 iterations (nnU-Net's poly learning rate decays over the 20 epochs),
+3 validation iterations per epoch (the pseudo Dice in the training log), a checkpoint every epoch (so a killed run
+resumes with `--c`), and *no* final sliding-window validation of the training (validation) cases: on CPU it costs
+minutes per run and the benchmark evaluates on its held-out test cases anyway. Nothing else differs from the base
+class, so the methods' code is exactly the package's.
+"""
+
+from __future__ import annotations
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
+from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
+
+BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
+                   nnUNetTrainerUniSeMi_TaskInfo)
+BENCHMARK_EPOCHS = 20
+BENCHMARK_VAL_ITERATIONS = 3
+BUDGETS = range(20, 6001, 20)
+
+
+def _skip_final_validation(self, save_probabilities: bool = False):
+    self.print_to_log_file("benchmark: final validation skipped (the benchmark evaluates on held-out test cases)")
+
+
+def benchmark_trainer_name(base_name: str, iterations: int) -> str:
+    return f"{base_name}_bench{iterations}"
+
+
+def _make(base: type, iterations: int) -> type:
+    no_val = type(f"{base.__name__}_NoFinalVal", (base,),
+                  {"perform_actual_validation": _skip_final_validation, "__module__": __name__})
+    return short_schedule(no_val, benchmark_trainer_name(base.__name__, iterations), BENCHMARK_EPOCHS,
+                          iterations // BENCHMARK_EPOCHS, BENCHMARK_VAL_ITERATIONS)
+
+
+for _base in BENCHMARK_BASES:
+    for _n in BUDGETS:
+        _cls = _make(_base, _n)
+        globals()[_cls.__name__] = _cls
+# a 2-epoch probe used to measure seconds per iteration before choosing the budget
+for _base in BENCHMARK_BASES:
+    _cls = short_schedule(type(f"{_base.__name__}_NoFinalVal", (_base,),
+                               {"perform_actual_validation": _skip_final_validation, "__module__": __name__}),
+                          f"{_base.__name__}_probe", 2, 20, 2)
+    globals()[_cls.__name__] = _cls
