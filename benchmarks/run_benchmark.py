@@ -38,10 +38,10 @@ evaluation with summary.json are skipped; a training with only checkpoint_latest
 
 Examples:
 
-    python benchmarks/run_benchmark.py --budgets 10 --seeds 0 1 2 --methods supervised unisemi --iterations 300
-    python benchmarks/run_benchmark.py --budgets 10 --seeds 0 --methods nounlabeled taskinfo --iterations 300
-    python benchmarks/run_benchmark.py --budgets 20 --seeds 0 --iterations 300
-    python benchmarks/run_benchmark.py --aggregate-only --iterations 300
+    python benchmarks/run_benchmark.py --budgets 10 --seeds 0 1 2 --methods supervised unisemi --iterations 240
+    python benchmarks/run_benchmark.py --budgets 10 --seeds 0 --methods nounlabeled taskinfo --iterations 240
+    python benchmarks/run_benchmark.py --budgets 20 --seeds 0 --iterations 240
+    python benchmarks/run_benchmark.py --aggregate-only --iterations 240
     python benchmarks/run_benchmark.py --tasks left_atrium hippocampus_anterior ...   # a task subset (own dataset id)
 """
 
@@ -384,8 +384,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="repeated runs (default 0 1 2)")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     p.add_argument("--tasks", nargs="+", choices=list(ALL_TASKS), default=list(ALL_TASKS))
-    p.add_argument("--iterations", type=int, default=300,
-                   help="training iterations per run, a multiple of 20 (20 epochs); default 300")
+    p.add_argument("--iterations", type=int, default=240,
+                   help="training iterations per run, a multiple of 20 (20 epochs); default 240")
     p.add_argument("--test-count", type=int, default=20, help="held-out test cases per task (default 20)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the test / labeled case choice")
     p.add_argument("--patch-size", type=int, nargs=3, default=None,
