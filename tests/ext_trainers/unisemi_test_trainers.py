@@ -1,0 +1,12 @@
+"""Test-only schedules (this folder is added to nnUNet_extTrainer by tests/test_end_to_end.py)."""
+
+from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
+from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
+
+# 3 epochs x 6 steps: long enough for the supervised loss to drop on the synthetic demo data
+nnUNetTrainerUniSeMi_Test = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_Test", 3, 6, 2)
+# one more epoch than _Test: resuming _Test's final checkpoint must run exactly one epoch
+nnUNetTrainerUniSeMi_TestResume = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_TestResume", 4, 6, 2)
+nnUNetTrainerUniSeMi_TaskInfo_Test = short_schedule(
+    nnUNetTrainerUniSeMi_TaskInfo, "nnUNetTrainerUniSeMi_TaskInfo_Test", 1, 2, 1)

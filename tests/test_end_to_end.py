@@ -1,0 +1,218 @@
+"""End to end on CPU: synthetic sources -> unified dataset -> nnU-Net planning/preprocessing -> UniSeMi training
+(CLI and in-process), resume, prediction with task prompts, evaluation.
+
+Uses generated fixtures (dataset_conversion.synthetic), so it runs on a fresh clone without ../shared.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from nnunetv2_unisemi.trainer_dir import TRAINER_DIR
+from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
+
+pytestmark = pytest.mark.slow
+TEST_TRAINER_DIR = Path(__file__).parent / "ext_trainers"
+DATASET_ID = 990
+CONFIG = "3d_cpu"
+
+
+def run(cmd: list[str], env: dict, timeout: int = 600) -> str:
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.run([str(bin_dir / cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A planned and preprocessed synthetic 3-task dataset, plus the environment to run nnU-Net on it."""
+    from dataset_conversion.merge_tasks import convert_from_config
+    from dataset_conversion.synthetic import make_demo_sources
+
+    root = tmp_path_factory.mktemp("e2e")
+    env = dict(os.environ)
+    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
+               nnUNet_results=str(root / "results"), nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1",
+               nnUNet_extTrainer=os.pathsep.join([str(TRAINER_DIR), str(TEST_TRAINER_DIR)]))
+    old = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    os.environ.update({k: env[k] for k in old})  # convert_from_config also writes the preprocessed split
+    try:
+        config = make_demo_sources(root / "sources", seed=0, num_cases=8)
+        raw = convert_from_config(config, verbose=False)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1",
+         "--verify_dataset_integrity"], env)
+    run(["nnUNetv2_unisemi_add_plans", "-d", str(DATASET_ID), "-c", CONFIG], env)
+    return {"root": root, "env": env, "raw": raw, "info": UnifiedDatasetInfo.from_dataset_json(raw)}
+
+
+def model_dir(demo, trainer: str) -> Path:
+    return Path(demo["env"]["nnUNet_results"]) / demo["raw"].name / f"{trainer}__nnUNetPlans__{CONFIG}"
+
+
+def epoch_values(log_text: str, key: str) -> list[float]:
+    return [float(v) for v in re.findall(rf"{key} (-?[0-9.]+)", log_text)]
+
+
+@pytest.fixture(scope="module")
+def trained(demo):
+    """nnUNetv2_train through nnU-Net's own CLI and external-trainer lookup, including final validation."""
+    out = run(["nnUNetv2_train", str(DATASET_ID), CONFIG, "0", "-tr", "nnUNetTrainerUniSeMi_Test", "-device", "cpu"],
+              demo["env"])
+    return {"log": out, "folder": model_dir(demo, "nnUNetTrainerUniSeMi_Test") / "fold_0"}
+
+
+def test_training_cli_losses_finite_and_supervised_loss_decreasing(trained):
+    l_sup = epoch_values(trained["log"], "L_sup")
+    l_unsup = epoch_values(trained["log"], "L_unsup")
+    assert len(l_sup) == 3 and len(l_unsup) == 3
+    assert all(np.isfinite(l_sup + l_unsup))
+    assert l_sup[-1] < l_sup[0]
+    assert all(0 <= v <= 1 for v in l_unsup)  # 1 - soft Dice
+    folder = trained["folder"]
+    assert (folder / "checkpoint_final.pth").is_file()
+    assert (folder / "progress_unisemi.png").stat().st_size > 1000
+    assert "Pseudo dice per task" in trained["log"]
+    # validation predicted every labeled case with its own prompt and reported Dice per task
+    assert sorted(p.name for p in (folder / "validation").glob("*.nii.gz")) == sorted(
+        f"{c}.nii.gz" for c in UnifiedDatasetInfo.from_dataset_json(folder.parent / "dataset.json").labeled)
+    assert "Validation Dice left_atrium" in (next(folder.glob("training_log_*.txt"))).read_text()
+
+
+def test_resume_continues_from_checkpoint(demo, trained):
+    resumed = model_dir(demo, "nnUNetTrainerUniSeMi_TestResume") / "fold_0"
+    resumed.mkdir(parents=True)
+    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+        shutil.copy(trained["folder"].parent / name, resumed.parent / name)
+    shutil.copy(trained["folder"] / "checkpoint_final.pth", resumed / "checkpoint_latest.pth")
+    out = run(["nnUNetv2_train", str(DATASET_ID), CONFIG, "0", "-tr", "nnUNetTrainerUniSeMi_TestResume",
+               "-device", "cpu", "--c"], demo["env"])
+    epochs = [int(e) for e in re.findall(r"Epoch (\d+)\n", out)]
+    assert epochs == [3]  # epochs 0-2 came from the checkpoint
+    checkpoint = torch.load(resumed / "checkpoint_final.pth", weights_only=False)
+    assert checkpoint["current_epoch"] == 4
+    assert len(checkpoint["logging"]["train_loss_unsup"]) == 4
+
+
+class GuardedTaskMap(dict):
+    """case_to_task that fails the test if anyone asks for an unlabeled case's task."""
+
+    def __init__(self, data, unlabeled):
+        super().__init__(data)
+        self.unlabeled = set(unlabeled)
+
+    def __getitem__(self, key):
+        assert key not in self.unlabeled, f"the trainer read the task of unlabeled case {key}"
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        assert key not in self.unlabeled, f"the trainer read the task of unlabeled case {key}"
+        return super().get(key, default)
+
+
+def test_trainer_never_reads_unlabeled_tasks(demo, monkeypatch):
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA", "nnUNet_extTrainer"):
+        monkeypatch.setenv(k, demo["env"][k])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")  # in-process data loading
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, "nnUNetTrainerUniSeMi_Tiny", device=torch.device("cpu"))
+    info = trainer.unisemi
+    trainer.unisemi.case_to_task = GuardedTaskMap(info.case_to_task, info.unlabeled)
+    trainer.run_training()
+    log = trainer.logger.local_logger.my_fantastic_logging
+    assert len(log["train_loss_unsup"]) == trainer.num_epochs and all(np.isfinite(log["train_loss_unsup"]))
+
+    # the "w/ Task Info" variant is the one that may read them (and runs a step with them)
+    info_trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, "nnUNetTrainerUniSeMi_TaskInfo_Test",
+                                         device=torch.device("cpu"))
+    info_trainer.unisemi.case_to_task = GuardedTaskMap(info.case_to_task, info.unlabeled)
+    with pytest.raises(AssertionError, match="unlabeled case"):
+        info_trainer.run_training()
+    info_trainer.on_train_end()
+
+
+def read(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def predict(demo, input_dir: Path, output_dir: Path, *task_args: str) -> str:
+    return run(["nnUNetv2_predict_unisemi", "-i", str(input_dir), "-o", str(output_dir), "-d", str(DATASET_ID),
+                "-c", CONFIG, "-tr", "nnUNetTrainerUniSeMi_Test", "-device", "cpu", "-npp", "1", "-nps", "1",
+                "--disable_progress_bar", *task_args], demo["env"])
+
+
+def test_predict_each_task_and_all_then_evaluate(demo, trained):
+    from nnunetv2_unisemi.evaluation.evaluate import evaluate_folder
+
+    info, root = demo["info"], demo["root"]
+    images_ts, labels_ts = demo["raw"] / "imagesTs", demo["raw"] / "labelsTs"
+    all_dir = root / "pred_all"
+    predict(demo, images_ts, all_dir, "-task", "all", "--separate_task_files")
+    predict(demo, images_ts, root / "pred_map", "-task", "all")
+    single_dirs = {}
+    for task in info.tasks:
+        single_dirs[task.name] = root / f"pred_{task.name}"
+        predict(demo, images_ts, single_dirs[task.name], "-task", task.name)
+    for case in info.test:
+        multi_label = read(root / "pred_map" / f"{case}.nii.gz")
+        for task in info.tasks:
+            single = read(single_dirs[task.name] / f"{case}.nii.gz")
+            assert set(np.unique(single)) <= {0, task.id}  # a single-task file says which task it is
+            from_all = read(all_dir / task.name / f"{case}.nii.gz")
+            np.testing.assert_array_equal(from_all, single)  # one pass for all prompts == one run per prompt
+            # the multi-label map only labels a voxel k where task k's own mask does
+            assert np.all(single[multi_label == task.id] == task.id)
+
+    # each test case evaluated with its own task's mask from the one-pass run
+    per_task_pred = root / "pred_own_task"
+    per_task_pred.mkdir()
+    for case in info.test:
+        task = info.tasks[info.case_to_task[case] - 1]
+        shutil.copy(all_dir / task.name / f"{case}.nii.gz", per_task_pred / f"{case}.nii.gz")
+    summary = evaluate_folder(labels_ts, per_task_pred, demo["raw"] / "dataset.json", root / "eval", verbose=False)
+    assert set(summary["tasks"]) == {t.name for t in info.tasks}
+    for values in summary["tasks"].values():
+        assert values["n_cases"] == 2 and 0 <= values["dice"]["mean"] <= 1
+    assert (root / "eval" / "summary.md").is_file()
+
+
+def test_predictor_reproduces_trainer_validation(demo, trained):
+    info = demo["info"]
+    case = info.labeled_cases_of_task(2)[0]
+    one_case = demo["root"] / "one_case"
+    one_case.mkdir()
+    shutil.copy(demo["raw"] / "imagesTr" / f"{case}_0000.nii.gz", one_case)
+    out_dir = demo["root"] / "pred_validation_case"
+    predict(demo, one_case, out_dir, "-task", "2")
+    np.testing.assert_array_equal(read(out_dir / f"{case}.nii.gz"),
+                                  read(trained["folder"] / "validation" / f"{case}.nii.gz"))
+
+
+def test_predict_rejects_bad_requests_before_work(demo, trained, tmp_path):
+    with pytest.raises(AssertionError, match="unknown task 'liver'.*1=spleen"):
+        predict(demo, demo["raw"] / "imagesTs", tmp_path / "x", "-task", "liver")
+    two_channels = tmp_path / "two_channels"
+    two_channels.mkdir()
+    case = demo["info"].test[0]
+    for ch in ("0000", "0001"):
+        shutil.copy(demo["raw"] / "imagesTs" / f"{case}_0000.nii.gz", two_channels / f"{case}_{ch}.nii.gz")
+    with pytest.raises(AssertionError, match="2 channel file"):
+        predict(demo, two_channels, tmp_path / "y", "-task", "all")
+    assert not (tmp_path / "y").exists()
