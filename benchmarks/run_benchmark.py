@@ -81,6 +81,18 @@ METRICS = (("dice", "Dice %", 100.0), ("jaccard", "Jaccard %", 100.0), ("asd", "
            ("hd95", "95HD mm", 1.0))
 
 
+def code_state() -> dict:
+    """Which package code a step ran with (others may edit the working tree while a long benchmark runs)."""
+    import hashlib  # noqa: PLC0415
+
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout
+
+    diff = git("diff", "HEAD", "--", "nnunetv2_unisemi", "benchmarks/trainers")
+    return {"git_head": git("rev-parse", "--short", "HEAD").strip(),
+            "package_diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else None}
+
+
 def log(msg: str) -> None:
     print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
@@ -128,6 +140,7 @@ class Runner:
         log_file = self.root / "logs" / (key.replace("/", "__") + ".log")
         command = " ".join(shlex.quote(c) for c in cmd)
         log(f"START {key}: {command}")
+        code = code_state()  # at start: the subprocess imports the package now
         t0 = time.perf_counter()
         with open(log_file, "a") as fh:
             fh.write(f"\n===== {datetime.datetime.now().isoformat()} {command}\n")
@@ -135,7 +148,7 @@ class Runner:
             proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(results), cwd=REPO)
         wall = time.perf_counter() - t0
         status = "ok" if proc.returncode == 0 else f"failed rc={proc.returncode}"
-        self.ledger.record(key, wall, command, status, log=str(log_file), **extra)
+        self.ledger.record(key, wall, command, status, log=str(log_file), code=code, **extra)
         log(f"{'DONE' if proc.returncode == 0 else 'FAILED'} {key} in {wall:.0f} s (log {log_file})")
         if proc.returncode != 0:
             raise RuntimeError(f"step {key} failed (rc {proc.returncode}), see {log_file}")
