@@ -114,3 +114,19 @@ def test_task_map_logits_match_single_task_masks():
     probs = torch.stack([single_masks[t] for t in (1, 2, 3)])
     expected = torch.where(probs.max(0).values > 0.5, probs.argmax(0) + 1, 0)
     assert (all_map == expected).float().mean() > 0.999
+
+
+def test_batched_matmul_equals_grouped_convolution():
+    torch.manual_seed(3)
+    shapes = dynamic_layer_shapes(8, [8], 2)
+    x = torch.randn(3, 8, 5, 6, 7)
+    params = torch.randn(3, sum(i * o + o for i, o in shapes))
+    h, offset = x.reshape(1, -1, 5, 6, 7), 0
+    for k, (cin, cout) in enumerate(shapes):
+        w = params[:, offset: offset + cin * cout].reshape(3 * cout, cin, 1, 1, 1)
+        offset += cin * cout
+        b = params[:, offset: offset + cout].reshape(-1)
+        offset += cout
+        h = F.conv3d(h, w, b, groups=3)
+        h = F.relu(h) if k < len(shapes) - 1 else h
+    torch.testing.assert_close(grouped_dynamic_conv(x, params, shapes), h.reshape(3, 2, 5, 6, 7))

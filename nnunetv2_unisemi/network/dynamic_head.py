@@ -2,8 +2,8 @@
 
 A controller maps [GAP(bottleneck features), one-hot prompt] to the weights and biases of a few 1x1x1 dynamic
 conv layers; those layers turn the decoder's output features into 2 logits (background, target). Each sample gets
-its own kernels: the samples of a batch are stacked along the channel axis and convolved as one grouped conv
-(groups = samples), so there is no Python loop over samples.
+its own kernels, applied as one grouped 1x1x1 convolution (groups = samples, computed as a batched matrix product),
+so there is no Python loop over samples.
 """
 
 from __future__ import annotations
@@ -32,18 +32,20 @@ def grouped_dynamic_conv(
 
     x: (G, C_in, *spatial) features, params: (G, num_dynamic_params) generated weights and biases, one row per
     sample. Returns (G, C_out, *spatial).
+
+    A 1x1x1 convolution is a matrix product over channels, so the grouped convolution (groups = samples) is computed
+    as one batched matrix product: same numbers, and 12x faster than F.conv3d(groups=G) on CPU for 4 prompts at
+    8 channels and a 48x64x64 patch (0.054 s vs 0.64 s, see docs/SPEED.md).
     """
     n_groups, _, *spatial = x.shape
-    conv = F.conv3d if len(spatial) == 3 else F.conv2d
-    kernel_tail = (1,) * len(spatial)
-    h = x.reshape(1, -1, *spatial)
+    h = x.reshape(n_groups, x.shape[1], -1)
     offset = 0
     for i, (cin, cout) in enumerate(layer_shapes):
-        w = params[:, offset: offset + cin * cout].reshape(n_groups * cout, cin, *kernel_tail)
+        w = params[:, offset: offset + cin * cout].reshape(n_groups, cout, cin)
         offset += cin * cout
-        b = params[:, offset: offset + cout].reshape(n_groups * cout)
+        b = params[:, offset: offset + cout].reshape(n_groups, cout, 1)
         offset += cout
-        h = conv(h, w, b, groups=n_groups)
+        h = torch.baddbmm(b, w, h)
         if i < len(layer_shapes) - 1:
             h = F.relu(h)
     return h.reshape(n_groups, layer_shapes[-1][1], *spatial)

@@ -16,6 +16,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnU
 from nnunetv2_unisemi.training.variants.short_schedules import (  # noqa: F401
     nnUNetTrainer_CPU,
     nnUNetTrainerUniSeMi_CPU,
+    nnUNetTrainerUniSeMi_Demo,
     nnUNetTrainerUniSeMi_NoUnlabeled_CPU,
     nnUNetTrainerUniSeMi_TaskInfo_CPU,
     nnUNetTrainerUniSeMi_Tiny,

@@ -27,7 +27,9 @@ def short_schedule(base: type, name: str, epochs: int, iterations: int, val_iter
 
 # tests: a couple of epochs of a few iterations
 nnUNetTrainerUniSeMi_Tiny = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_Tiny", 2, 4, 2)
-# CPU demo / benchmark budget: 600 iterations
+# the built-in demo (nnUNetv2_unisemi_demo): 300 iterations
+nnUNetTrainerUniSeMi_Demo = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_Demo", 10, 30, 5)
+# CPU benchmark budget: 600 iterations
 nnUNetTrainerUniSeMi_CPU = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_CPU", 20, 30, 5)
 nnUNetTrainerUniSeMi_NoUnlabeled_CPU = short_schedule(
     nnUNetTrainerUniSeMi_NoUnlabeled, "nnUNetTrainerUniSeMi_NoUnlabeled_CPU", 20, 30, 5)
