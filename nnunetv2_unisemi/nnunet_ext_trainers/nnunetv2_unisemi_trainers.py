@@ -5,6 +5,17 @@ module only re-exports the real classes from the installed package (absolute imp
 """
 
 from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi  # noqa: F401
+from nnunetv2_unisemi.training.variants.comparison_schedules import (  # noqa: F401
+    nnUNetTrainerBCP_CPU,
+    nnUNetTrainerMeanTeacher_CPU,
+    nnUNetTrainerUniBCP_CPU,
+    nnUNetTrainerUniMeanTeacher_CPU,
+)
+from nnunetv2_unisemi.training.variants.nnUNetTrainerBCP import nnUNetTrainerBCP, nnUNetTrainerUniBCP  # noqa: F401
+from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (  # noqa: F401
+    nnUNetTrainerMeanTeacher,
+    nnUNetTrainerUniMeanTeacher,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # noqa: F401
     nnUNetTrainerUniSeMi_RandomCubesMask,
     nnUNetTrainerUniSeMi_SliceMask,

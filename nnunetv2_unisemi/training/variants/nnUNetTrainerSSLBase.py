@@ -1,0 +1,317 @@
+"""Shared harness of the comparison methods (UA-MT style mean teacher, BCP and their "Uni-" forms).
+
+Same data, loaders, augmentation, planned network and evaluation as UniSeMi; only the training step differs.
+
+- Network: nnU-Net's planned network (nnUNetTrainer.build_network_architecture) with K + 1 outputs (background +
+  K tasks, nnU-Net's num_segmentation_heads for the unified dataset), so nnUNetv2_predict works unchanged.
+  No deep supervision, as the V-Net-based reference codes of UA-MT and BCP.
+- Single-task form (`multi_task = False`): fold k trains task k (k = task id 1..K, as the benchmark's supervised
+  folds): task k's labeled + unlabeled cases, validation on task k's labeled cases; or `self.task` names the task.
+  The task is a plain binary problem: everything that is not task k is background (CE over all K + 1 channels,
+  so the other tasks' channels are trained to stay off and argmax export writes label k), Dice on channel k.
+- Uni- form (`multi_task = True`, paper Table 6): fold 0 (every task's labeled + unlabeled cases); each labeled
+  sample supervises only what it annotates through the partial-label loss (other tasks' channels merged into
+  background, see ssl_losses.partial_label_log_probs); unlabeled terms use all K + 1 channels.
+- EMA teacher: created after the network, saved in every checkpoint (`ema_teacher_weights`, plus `ssl_step`)
+  and restored on load. `network_weights` holds the student, which nnU-Net's predictor uses, unless
+  `export_teacher = True` (then `network_weights` is the teacher and the student goes to `student_weights`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import torch
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast
+from torch import distributed as dist
+
+from nnunetv2_unisemi.data_loading import RandomPatchDataLoader, TaskBalancedDataLoader
+from nnunetv2_unisemi.training.variants.ema_teacher import EMATeacher, unwrap
+from nnunetv2_unisemi.training.variants.ssl_losses import masked_dice_ce, partial_label_log_probs
+from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
+
+SSL_LOG_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
+TEACHER_KEY = "ema_teacher_weights"
+
+
+class nnUNetTrainerSSLBase(nnUNetTrainer):
+    """Not a method by itself: subclasses implement `compute_losses` (and `teacher_decay`)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.unisemi = UnifiedDatasetInfo.from_dataset_json(dataset_json)
+        self.enable_deep_supervision = False
+        self.multi_task = False  # the "Uni-" form
+        self.task = None  # single-task form: task name or id; None -> the fold number is the task id
+        self.ema_decay = 0.99
+        self.export_teacher = False
+        self.unlabeled_batch_size = None  # None -> the labeled batch size
+        self.teacher: EMATeacher | None = None
+        self.ssl_step = 0  # training iterations done (persisted in checkpoints)
+        self.dataloader_unlabeled = None
+        for key in SSL_LOG_KEYS:
+            self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
+
+    # ------------------------------------------------------------------------------------------------- task scope
+    @property
+    def task_id(self) -> int | None:
+        """The single task this trainer learns (None for the Uni- form)."""
+        if self.multi_task:
+            return None
+        if self.task is not None:
+            return self.unisemi.task_by_name_or_id(self.task).id
+        if not isinstance(self.fold, int) or not 1 <= self.fold <= self.unisemi.num_tasks:
+            known = ", ".join(f"{t.id}={t.name}" for t in self.unisemi.tasks)
+            raise ValueError(f"{self.__class__.__name__} is a single-task trainer: the fold selects the task, "
+                             f"give a task id as fold ({known}), got fold {self.fold}")
+        return self.fold
+
+    @property
+    def foreground_channels(self) -> list[int]:
+        """Channels whose Dice is optimised: the own task's channel, or every task's for the Uni- form."""
+        return list(range(1, self.unisemi.num_tasks + 1)) if self.multi_task else [self.task_id]
+
+    def do_split(self):
+        if self.multi_task:
+            tr_keys, val_keys = super().do_split()
+        else:
+            task = self.task_id
+            labeled = sorted(c for c in self.unisemi.labeled if self.unisemi.case_to_task[c] == task)
+            unlabeled = sorted(c for c in self.unisemi.unlabeled if self.unisemi.case_to_task[c] == task)
+            tr_keys, val_keys = sorted(labeled + unlabeled), labeled
+        tests = set(self.unisemi.test) & set(tr_keys + val_keys)
+        if tests:
+            raise RuntimeError(f"test cases found in the training split: {sorted(tests)[:5]}")
+        return tr_keys, val_keys
+
+    # ----------------------------------------------------------------------------------------------------- data
+    @property
+    def n_unlabeled(self) -> int:
+        return self.unlabeled_batch_size or self.batch_size
+
+    def _wrap_loader(self, loader, num_processes: int, num_cached: int):
+        if num_processes == 0:
+            return SingleThreadedAugmenter(loader, None)
+        return NonDetMultiThreadedAugmenter(loader, None, num_processes, num_cached, seeds=None,
+                                            pin_memory=self.device.type == "cuda", wait_time=0.002)
+
+    def get_dataloaders(self):
+        if self.dataset_class is None:
+            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
+        patch_size = self.configuration_manager.patch_size
+        rotation, dummy_2d, initial_patch_size, mirror_axes = \
+            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        tr_transforms = self.get_training_transforms(
+            patch_size, rotation, None, mirror_axes, dummy_2d,
+            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
+            foreground_labels=self.label_manager.foreground_labels, regions=None,
+            ignore_label=self.label_manager.ignore_label)
+        val_transforms = self.get_validation_transforms(
+            None, is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
+            regions=None, ignore_label=self.label_manager.ignore_label)
+
+        tr_keys, val_keys = self.do_split()
+        labeled = [k for k in tr_keys if k in set(self.unisemi.labeled)]
+        unlabeled = [k for k in tr_keys if k in set(self.unisemi.unlabeled)]
+        if not labeled or not unlabeled:
+            raise RuntimeError(f"the training split needs labeled and unlabeled cases, got {len(labeled)} labeled "
+                               f"and {len(unlabeled)} unlabeled")
+        folder, prev = self.preprocessed_dataset_folder, self.folder_with_segs_from_previous_stage
+        tasks = {c: self.unisemi.case_to_task[c] for c in labeled + val_keys}
+        dl_labeled = TaskBalancedDataLoader(
+            self.dataset_class(folder, labeled, folder_with_segs_from_previous_stage=prev), self.batch_size,
+            initial_patch_size, patch_size, self.label_manager, tasks,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms)
+        dl_val = TaskBalancedDataLoader(
+            self.dataset_class(folder, val_keys, folder_with_segs_from_previous_stage=prev), self.batch_size,
+            patch_size, patch_size, self.label_manager, tasks,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=val_transforms)
+        # the Uni- form never learns an unlabeled case's task; the single-task form only uses it to pick its cases
+        dl_unlabeled = RandomPatchDataLoader(
+            self.dataset_class(folder, unlabeled, folder_with_segs_from_previous_stage=prev), self.n_unlabeled,
+            initial_patch_size, patch_size, self.label_manager, transforms=tr_transforms)
+
+        n_proc = get_allowed_n_proc_DA()
+        gen_labeled = self._wrap_loader(dl_labeled, n_proc, max(6, n_proc // 2))
+        gen_val = self._wrap_loader(dl_val, max(1, n_proc // 2) if n_proc else 0, max(3, n_proc // 4))
+        self.dataloader_unlabeled = self._wrap_loader(dl_unlabeled, n_proc, max(6, n_proc // 2))
+        next(self.dataloader_unlabeled)
+        next(gen_labeled)
+        next(gen_val)
+        return gen_labeled, gen_val
+
+    def next_unlabeled(self) -> torch.Tensor:
+        return next(self.dataloader_unlabeled)["data"].to(self.device, non_blocking=True)
+
+    def on_train_end(self):
+        super().on_train_end()
+        if isinstance(self.dataloader_unlabeled, NonDetMultiThreadedAugmenter):
+            self.dataloader_unlabeled._finish()
+
+    # ---------------------------------------------------------------------------------------------------- teacher
+    def initialize(self):
+        if not self.was_initialized:
+            super().initialize()
+            self.teacher = EMATeacher(self.network)
+            self.print_to_log_file(f"{self.__class__.__name__}: multi_task={self.multi_task}, task={self.task_id}, "
+                                   f"ema_decay={self.ema_decay}, export_teacher={self.export_teacher}")
+
+    def teacher_decay(self) -> float | None:
+        """EMA decay for the update after the current step; None = do not update the teacher."""
+        return self.ema_decay
+
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank != 0 or self.disable_checkpointing or not os.path.isfile(filename):
+            return
+        checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+        checkpoint[TEACHER_KEY] = self.teacher.state_dict()
+        checkpoint["ssl_step"] = self.ssl_step
+        if self.export_teacher:  # nnU-Net's predictor reads network_weights
+            checkpoint["student_weights"] = checkpoint["network_weights"]
+            checkpoint["network_weights"] = self.teacher.state_dict()
+        torch.save(checkpoint, filename)
+
+    def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
+        if isinstance(filename_or_checkpoint, dict):  # nnU-Net 2.8's load_checkpoint only reads files
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "checkpoint.pth")
+                torch.save(filename_or_checkpoint, path)
+                return self.load_checkpoint(path)
+        filename = str(filename_or_checkpoint)
+        checkpoint = torch.load(filename, map_location=self.device, weights_only=False)
+        if "student_weights" in checkpoint:  # saved with export_teacher: restore the student for training
+            checkpoint["network_weights"] = checkpoint["student_weights"]
+            with tempfile.TemporaryDirectory() as tmp:
+                filename = os.path.join(tmp, "checkpoint.pth")
+                torch.save(checkpoint, filename)
+                super().load_checkpoint(filename)
+        else:
+            super().load_checkpoint(filename)
+        if TEACHER_KEY in checkpoint:
+            self.teacher.load_state_dict(checkpoint[TEACHER_KEY])
+        else:
+            self.print_to_log_file("checkpoint without EMA teacher: the teacher restarts from the student")
+            self.teacher.copy_from(self.network)
+        self.ssl_step = int(checkpoint.get("ssl_step", self.current_epoch * self.num_iterations_per_epoch))
+
+    # ------------------------------------------------------------------------------------------------ supervision
+    def labeled_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = (target[0] if isinstance(target, list) else target).to(self.device, non_blocking=True)
+        return images, target[:, 0].long(), batch["task_ids"].to(self.device)
+
+    def labeled_loss(self, logits: torch.Tensor, target: torch.Tensor, task_ids: torch.Tensor,
+                     region: torch.Tensor | None = None) -> torch.Tensor:
+        """Supervised 0.5 (Dice + CE) on ground truth inside `region` (all voxels if None), ignore label excluded.
+
+        Single-task: all K + 1 channels, target as is (label k or background), Dice on channel k.
+        Uni-: the partial-label view of each sample's own task (other tasks merged into background).
+        """
+        valid = target != self.label_manager.ignore_label if self.label_manager.has_ignore_label else None
+        region = valid if region is None else (region & valid if valid is not None else region)
+        if not self.multi_task:
+            return masked_dice_ce(torch.log_softmax(logits.float(), 1), target, region, self.foreground_channels)
+        own = (target == task_ids.view(-1, *([1] * (target.ndim - 1)))).long()
+        return masked_dice_ce(partial_label_log_probs(logits, task_ids), own, region, [1])
+
+    def pseudo_label_loss(self, logits: torch.Tensor, pseudo: torch.Tensor,
+                          region: torch.Tensor | None = None) -> torch.Tensor:
+        """0.5 (Dice + CE) against a full pseudo-label map (values 0..K) inside `region`."""
+        return masked_dice_ce(torch.log_softmax(logits.float(), 1), pseudo, region, self.foreground_channels)
+
+    def own_task_prediction(self, logits: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """(B, *spatial) bool: where the model predicts each sample's own task."""
+        if self.multi_task:
+            log_p = partial_label_log_probs(logits, task_ids)
+            return log_p[:, 1] > log_p[:, 0]
+        return logits.argmax(1) == self.task_id
+
+    # ----------------------------------------------------------------------------------------------------- step
+    def compute_losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(weighted supervised part, weighted unlabeled part, unlabeled weight) of one step."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict) -> dict:
+        self.network.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            loss_sup, loss_unsup, weight = self.compute_losses(batch)
+            loss = loss_sup + loss_unsup
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        decay = self.teacher_decay()
+        if decay is not None:
+            self.teacher.update(self.network, decay)
+        self.ssl_step += 1
+        return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
+                "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
+
+    def _mean_over_ranks(self, values) -> float:
+        values = np.asarray(values, dtype=np.float64)
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, values)
+            values = np.concatenate([np.ravel(g) for g in gathered])
+        return float(np.mean(values))
+
+    def on_train_epoch_end(self, train_outputs: list[dict]):
+        super().on_train_epoch_end(train_outputs)
+        for key, out_key in (("train_loss_sup", "loss_sup"), ("train_loss_unsup", "loss_unsup")):
+            self.logger.log(key, self._mean_over_ranks([o[out_key] for o in train_outputs]), self.current_epoch)
+        self.logger.log("unlabeled_weight", float(train_outputs[-1]["unlabeled_weight"]), self.current_epoch)
+
+    # ------------------------------------------------------------------------------------------------ validation
+    def validation_step(self, batch: dict) -> dict:
+        """Student on the validation patches; tp/fp/fn of each sample's own task, one entry per task."""
+        images, target, task_ids = self.labeled_targets(batch)
+        with torch.no_grad(), (autocast(self.device.type, enabled=True) if self.device.type == "cuda"
+                               else dummy_context()):
+            logits = self.network(images)
+            loss = self.labeled_loss(logits, target, task_ids)
+        pred = self.own_task_prediction(logits, task_ids)
+        ref = target == task_ids.view(-1, *([1] * (target.ndim - 1)))
+        if self.label_manager.has_ignore_label:
+            valid = target != self.label_manager.ignore_label
+            pred, ref = pred & valid, ref & valid
+        axes = tuple(range(1, pred.ndim))
+        per_task = []
+        for counts in ((pred & ref).sum(axes), (pred & ~ref).sum(axes), (~pred & ref).sum(axes)):
+            acc = torch.zeros(self.unisemi.num_tasks, dtype=torch.float64, device=self.device)
+            acc.index_add_(0, task_ids - 1, counts.double())
+            per_task.append(acc.cpu().numpy())
+        tp, fp, fn = per_task
+        return {"loss": loss.detach().cpu().numpy(), "tp_hard": tp, "fp_hard": fp, "fn_hard": fn}
+
+    def on_epoch_end(self):
+        self.print_to_log_file("L_sup", np.round(self.logger.get_value("train_loss_sup", step=-1), 4),
+                               "L_unsup", np.round(self.logger.get_value("train_loss_unsup", step=-1), 4),
+                               "lambda", np.round(self.logger.get_value("unlabeled_weight", step=-1), 4))
+        super().on_epoch_end()
+
+
+def teacher_network(trainer: nnUNetTrainerSSLBase) -> torch.nn.Module:
+    """The trainer's EMA teacher module (for analyses and tests)."""
+    return trainer.teacher.network
+
+
+def student_network(trainer: nnUNetTrainerSSLBase) -> torch.nn.Module:
+    return unwrap(trainer.network)
