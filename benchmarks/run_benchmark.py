@@ -110,7 +110,7 @@ class Ledger:
         now = datetime.datetime.now().isoformat(timespec="seconds")
         self.entries[key] = {"wall_s": round(wall_s, 1), "finished": now, "status": status, "command": command,
                              "host_cpus": os.cpu_count(), **extra}
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.entries, indent=2))
         os.replace(tmp, self.path)
 
@@ -261,6 +261,35 @@ def make_test_inputs(runner: Runner, name: str, dataset_json: dict) -> dict[str,
 
 
 # ------------------------------------------------------------------------------------------ train/predict/eval
+class RunLock:
+    """One (dataset, seed, method) unit at a time: several benchmark processes (e.g. `--seeds 0 1 2` and
+    `--seeds 2 1 0`) can share the work; a unit held by a live process is skipped, a stale lock is taken over."""
+
+    def __init__(self, root: Path, key: str):
+        self.path = root / "locks" / (key.replace("/", "__") + ".lock")
+        self.path.parent.mkdir(exist_ok=True)
+
+    def acquire(self) -> bool:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                    os.kill(pid, 0)
+                    return False  # held by a live process
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    self.path.unlink(missing_ok=True)  # stale
+                    continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return True
+        return False
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def trainer_name(method: str, iterations: int) -> str:
     return f"{METHODS[method]}_bench{iterations}"
 
@@ -428,6 +457,10 @@ def main(argv=None) -> int:
         inputs = make_test_inputs(runner, name, dataset_json)
         for seed in args.seeds:
             for method in args.methods:
+                lock = RunLock(runner.root, f"{name}/seed{seed}/{method}")
+                if not lock.acquire():
+                    log(f"SKIP {name}/seed{seed}/{method}: another benchmark process is running it")
+                    continue
                 try:
                     folds = range(1, len(args.tasks) + 1) if method == "supervised" else [0]
                     for fold in folds:
@@ -439,6 +472,8 @@ def main(argv=None) -> int:
                     log(f"ERROR {e}")
                     if not args.keep_going:
                         raise
+                finally:
+                    lock.release()
                 aggregate(runner, args, names)
     print(aggregate(runner, args, names))
     for f in failures:
