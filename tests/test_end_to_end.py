@@ -110,6 +110,15 @@ def test_resume_continues_from_checkpoint(demo, trained):
     assert len(checkpoint["logging"]["train_loss_unsup"]) == 4
 
 
+def test_val_flag_reruns_validation_with_task_prompts(demo, trained):
+    summary = trained["folder"] / "validation" / "summary.json"
+    summary.unlink()
+    out = run(["nnUNetv2_train", str(DATASET_ID), CONFIG, "0", "-tr", "nnUNetTrainerUniSeMi_Test", "-device", "cpu",
+               "--val"], demo["env"])
+    assert summary.is_file()
+    assert re.search(r"predicting \S+ with prompt 3 \(pancreas\)", out)
+
+
 class GuardedTaskMap(dict):
     """case_to_task that fails the test if anyone asks for an unlabeled case's task."""
 
