@@ -9,6 +9,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ITER=${ITER:-240}
+# one torch thread per chain: two chains on 2 cores, no oversubscription
+export UNISEMI_BENCH_THREADS=${UNISEMI_BENCH_THREADS:-1}
 B="python benchmarks/run_benchmark.py --iterations $ITER --keep-going"
 if [ "${1:-A}" = A ]; then
   $B --budgets 10 --seeds 0 1 2 --methods supervised unisemi

@@ -12,12 +12,20 @@ class, so the methods' code is exactly the package's.
 
 from __future__ import annotations
 
+import os
+
+import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
+
+# nnU-Net's CLIs set torch's threads to the number of CPUs before they import this module; when several benchmark
+# chains share the CPUs, UNISEMI_BENCH_THREADS=1 avoids oversubscribing them (OpenMP threads spin-wait).
+if os.environ.get("UNISEMI_BENCH_THREADS"):
+    torch.set_num_threads(int(os.environ["UNISEMI_BENCH_THREADS"]))
 
 BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
                    nnUNetTrainerUniSeMi_TaskInfo)
