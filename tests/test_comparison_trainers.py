@@ -5,6 +5,7 @@ each trainer end to end on CPU on the synthetic 3-task dataset (nnU-Net's traine
 from __future__ import annotations
 
 import importlib.util
+import json
 import types
 from pathlib import Path
 
@@ -277,3 +278,30 @@ def test_single_task_trainer_rejects_a_fold_that_is_no_task(demo):
     trainer.unisemi = demo["info"]
     with pytest.raises(ValueError, match="give a task id as fold"):
         _ = trainer.task_id
+
+
+def _load_script(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_analysis_clis_on_trained_models(trained, tmp_path):
+    uni = [str(Path(trained[n].output_folder).parent) for n in ("nnUNetTrainerUniMeanTeacher_Test",
+                                                                 "nnUNetTrainerUniBCP_Test")]
+    png = _load_script("analysis_tsne").main(["-m", *uni, "-o", str(tmp_path / "tsne.png")])
+    assert png.stat().st_size > 5000
+    arrays = np.load(tmp_path / "tsne.npz")
+    info = trained["nnUNetTrainerUniBCP_Test"].unisemi
+    cases = arrays["nnUNetTrainerUniBCP_Test_cases"].tolist()
+    assert sorted(cases) == sorted(info.labeled + info.unlabeled)  # one row per training case
+    assert arrays["nnUNetTrainerUniBCP_Test_tasks"].tolist() == [info.case_to_task[c] for c in cases]
+    assert arrays["nnUNetTrainerUniMeanTeacher_Test_features"].shape[0] == len(cases)
+
+    bcp = str(Path(trained["nnUNetTrainerBCP_Test"].output_folder).parent)
+    png = _load_script("analysis_kde").main(["-m", bcp, "-f", "3", "-t", "pancreas", "-o", str(tmp_path / "kde.png")])
+    assert png.stat().st_size > 5000
+    counts = json.loads((tmp_path / "kde.json").read_text())
+    assert list(counts) == ["pancreas"] and set(counts["pancreas"]) == {"labeled", "unlabeled"}

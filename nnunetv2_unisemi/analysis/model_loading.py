@@ -48,11 +48,10 @@ def load_trained_model(model_folder: str | os.PathLike, fold: int | str = 0,
 
 def default_preprocessed_folder(model: TrainedModel) -> Path:
     """$nnUNet_preprocessed/<dataset name>/<data identifier of the model's configuration>."""
-    from nnunetv2.paths import nnUNet_preprocessed
-
-    if nnUNet_preprocessed is None:
-        raise RuntimeError("nnUNet_preprocessed is not set: give the preprocessed folder explicitly")
-    return Path(nnUNet_preprocessed) / model.plans_manager.dataset_name / model.configuration_manager.data_identifier
+    preprocessed = os.environ.get("nnUNet_preprocessed")
+    if not preprocessed:
+        raise RuntimeError("nnUNet_preprocessed is not set: give the preprocessed folder explicitly (-p)")
+    return Path(preprocessed) / model.plans_manager.dataset_name / model.configuration_manager.data_identifier
 
 
 def iterate_preprocessed_cases(folder: str | os.PathLike, case_ids: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
