@@ -82,7 +82,7 @@ def main(argv=None) -> None:
          "--verify_dataset_integrity"], env, quiet=True)
     run(["nnUNetv2_unisemi_add_plans", "-d", dataset_id, "-c", CONFIG], env)
 
-    step(4, total, f"training UniSeMi ({DEMO_TRAINER}: 10 epochs x 30 steps; labeled + synthetic task + "
+    step(4, total, f"training UniSeMi ({DEMO_TRAINER}: 8 epochs x 25 steps; labeled + synthetic task + "
                    "unlabeled self-consistency in one backbone pass per step)")
     run(["nnUNetv2_train", dataset_id, CONFIG, "0", "-tr", DEMO_TRAINER, "-device", args.device], env)
 

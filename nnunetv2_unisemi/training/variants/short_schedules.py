@@ -27,8 +27,8 @@ def short_schedule(base: type, name: str, epochs: int, iterations: int, val_iter
 
 # tests: a couple of epochs of a few iterations
 nnUNetTrainerUniSeMi_Tiny = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_Tiny", 2, 4, 2)
-# the built-in demo (nnUNetv2_unisemi_demo): 300 iterations
-nnUNetTrainerUniSeMi_Demo = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_Demo", 10, 30, 5)
+# the built-in demo (nnUNetv2_unisemi_demo): 200 iterations
+nnUNetTrainerUniSeMi_Demo = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_Demo", 8, 25, 3)
 # CPU benchmark budget: 600 iterations
 nnUNetTrainerUniSeMi_CPU = short_schedule(nnUNetTrainerUniSeMi, "nnUNetTrainerUniSeMi_CPU", 20, 30, 5)
 nnUNetTrainerUniSeMi_NoUnlabeled_CPU = short_schedule(
