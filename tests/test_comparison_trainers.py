@@ -28,11 +28,7 @@ from nnunetv2_unisemi.training.variants.ssl_losses import (
     softmax_mse,
 )
 
-_E2E = Path(__file__).parent / "test_end_to_end.py"
-_spec = importlib.util.spec_from_file_location("_unisemi_e2e_fixtures", _E2E)
-_e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_e2e)
-demo = _e2e.demo  # module-scoped fixture: the planned synthetic dataset (built once for this module)
+# `demo` (conftest.py, session scope): the planned synthetic dataset, shared with test_end_to_end.py
 
 
 # ----------------------------------------------------------------------------------------------- BCP mixing
@@ -197,7 +193,8 @@ def trained(demo):
     trainers = {}
     try:
         for name, fold in TRAINERS.items():
-            trainer = get_trainer_from_args(str(_e2e.DATASET_ID), _e2e.CONFIG, fold, name, device=torch.device("cpu"))
+            trainer = get_trainer_from_args(str(demo["dataset_id"]), demo["config"], fold, name,
+                                            device=torch.device("cpu"))
             trainer.run_training()
             trainers[name] = trainer
         yield trainers
@@ -232,7 +229,7 @@ def test_trainer_runs_end_to_end(trained, name):
 
 
 @pytest.mark.parametrize("name", list(TRAINERS))
-def test_ema_teacher_checkpoint_round_trip_is_exact(trained, name):
+def test_ema_teacher_checkpoint_round_trip_is_exact(demo, trained, name):
     from nnunetv2.run.run_training import get_trainer_from_args
 
     trainer = trained[name]
@@ -242,7 +239,7 @@ def test_ema_teacher_checkpoint_round_trip_is_exact(trained, name):
     checkpoint = torch.load(Path(trainer.output_folder) / "checkpoint_final.pth", weights_only=False)
     assert all(torch.equal(checkpoint["network_weights"][k], student[k]) for k in student)  # prediction: student
 
-    restored = get_trainer_from_args(str(_e2e.DATASET_ID), _e2e.CONFIG, TRAINERS[name], name,
+    restored = get_trainer_from_args(str(demo["dataset_id"]), demo["config"], TRAINERS[name], name,
                                      device=torch.device("cpu"))
     restored.load_checkpoint(str(Path(trainer.output_folder) / "checkpoint_final.pth"))
     restored_teacher = restored.teacher.state_dict()
@@ -252,7 +249,7 @@ def test_ema_teacher_checkpoint_round_trip_is_exact(trained, name):
     assert restored.ssl_step == trainer.ssl_step == 2
 
 
-def test_export_teacher_writes_teacher_as_network_weights_and_still_resumes(trained, tmp_path):
+def test_export_teacher_writes_teacher_as_network_weights_and_still_resumes(demo, trained, tmp_path):
     from nnunetv2.run.run_training import get_trainer_from_args
 
     name = "nnUNetTrainerUniBCP_Test"
@@ -266,7 +263,7 @@ def test_export_teacher_writes_teacher_as_network_weights_and_still_resumes(trai
     teacher, student = trainer.teacher.state_dict(), trainer.network.state_dict()
     assert all(torch.equal(checkpoint["network_weights"][k], teacher[k]) for k in teacher)
     assert all(torch.equal(checkpoint["student_weights"][k], student[k]) for k in student)
-    restored = get_trainer_from_args(str(_e2e.DATASET_ID), _e2e.CONFIG, 0, name, device=torch.device("cpu"))
+    restored = get_trainer_from_args(str(demo["dataset_id"]), demo["config"], 0, name, device=torch.device("cpu"))
     restored.load_checkpoint(str(tmp_path / "exported.pth"))
     assert all(torch.equal(restored.network.state_dict()[k], student[k]) for k in student)
     assert all(torch.equal(restored.teacher.state_dict()[k], teacher[k]) for k in teacher)

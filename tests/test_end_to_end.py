@@ -1,65 +1,27 @@
 """End to end on CPU: synthetic sources -> unified dataset -> nnU-Net planning/preprocessing -> UniSeMi training
-(CLI and in-process), resume, prediction with task prompts, evaluation.
+(CLI and in-process), resume, prediction with task prompts, evaluation. The planned dataset is conftest's
+session fixture `demo`.
 
 Uses generated fixtures (dataset_conversion.synthetic), so it runs on a fresh clone without ../shared.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import DEMO_CONFIG as CONFIG
+from conftest import DEMO_DATASET_ID as DATASET_ID
+from conftest import run_cli as run
 
-from nnunetv2_unisemi.trainer_dir import TRAINER_DIR
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
 pytestmark = pytest.mark.slow
-TEST_TRAINER_DIR = Path(__file__).parent / "ext_trainers"
-DATASET_ID = 990
-CONFIG = "3d_cpu"
-
-
-def run(cmd: list[str], env: dict, timeout: int = 600) -> str:
-    bin_dir = Path(sys.executable).parent
-    proc = subprocess.run([str(bin_dir / cmd[0]), *cmd[1:]], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                             f"{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A planned and preprocessed synthetic 3-task dataset, plus the environment to run nnU-Net on it."""
-    from dataset_conversion.merge_tasks import convert_from_config
-    from dataset_conversion.synthetic import make_demo_sources
-
-    root = tmp_path_factory.mktemp("e2e")
-    env = dict(os.environ)
-    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
-               nnUNet_results=str(root / "results"), nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1",
-               nnUNet_extTrainer=os.pathsep.join([str(TRAINER_DIR), str(TEST_TRAINER_DIR)]))
-    old = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    os.environ.update({k: env[k] for k in old})  # convert_from_config also writes the preprocessed split
-    try:
-        config = make_demo_sources(root / "sources", seed=0, num_cases=8)
-        raw = convert_from_config(config, verbose=False)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1",
-         "--verify_dataset_integrity"], env)
-    run(["nnUNetv2_unisemi_add_plans", "-d", str(DATASET_ID), "-c", CONFIG], env)
-    return {"root": root, "env": env, "raw": raw, "info": UnifiedDatasetInfo.from_dataset_json(raw)}
 
 
 def model_dir(demo, trainer: str) -> Path:
