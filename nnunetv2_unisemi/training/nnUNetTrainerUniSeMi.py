@@ -16,20 +16,16 @@ from time import sleep
 
 import numpy as np
 import torch
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from batchgenerators.utilities.file_and_folder_operations import maybe_mkdir_p
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 from nnunetv2.inference.export_prediction import export_prediction_from_logits
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian
-from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.file_path_utilities import check_workers_alive_and_busy
 from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
@@ -37,15 +33,15 @@ from torch import autocast, nn
 from torch import distributed as dist
 
 from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
-from nnunetv2_unisemi.data_loading import RandomPatchDataLoader, TaskBalancedDataLoader
 from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
 from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
+from nnunetv2_unisemi.training.semi_supervised_loading import SemiSupervisedLoadingMixin
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
 UNISEMI_LOG_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
 
 
-class nnUNetTrainerUniSeMi(nnUNetTrainer):
+class nnUNetTrainerUniSeMi(SemiSupervisedLoadingMixin, nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -59,7 +55,6 @@ class nnUNetTrainerUniSeMi(nnUNetTrainer):
         self.unlabeled_rampup_epochs = 0  # sigmoid ramp-up of lambda (0 = constant)
         self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
-        self.dataloader_unlabeled = None
         self.consistency_loss = UnlabeledConsistencyLoss(ddp=self.is_ddp)
         self._mix_rng = np.random.default_rng()
         for key in UNISEMI_LOG_KEYS:
@@ -102,68 +97,9 @@ class nnUNetTrainerUniSeMi(nnUNetTrainer):
     def n_unlabeled_mixes(self) -> int:
         return self.unlabeled_mixes_per_batch or max(1, self.batch_size // 2)
 
-    def _wrap_loader(self, loader, num_processes: int, num_cached: int):
-        if num_processes == 0:
-            return SingleThreadedAugmenter(loader, None)
-        return NonDetMultiThreadedAugmenter(loader, None, num_processes, num_cached, seeds=None,
-                                            pin_memory=self.device.type == "cuda", wait_time=0.002)
-
-    def get_dataloaders(self):
-        if self.dataset_class is None:
-            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
-        patch_size = self.configuration_manager.patch_size
-        ds_scales = self._get_deep_supervision_scales()
-        rotation, dummy_2d, initial_patch_size, mirror_axes = \
-            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        tr_transforms = self.get_training_transforms(
-            patch_size, rotation, ds_scales, mirror_axes, dummy_2d,
-            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels, regions=None,
-            ignore_label=self.label_manager.ignore_label)
-        val_transforms = self.get_validation_transforms(
-            ds_scales, is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
-            regions=None, ignore_label=self.label_manager.ignore_label)
-
-        tr_keys, val_keys = self.do_split()
-        labeled = [k for k in tr_keys if k in set(self.unisemi.labeled)]
-        unlabeled = [k for k in tr_keys if k in set(self.unisemi.unlabeled)]
-        if not labeled:
-            raise RuntimeError("the training split contains no labeled case")
-        if self.use_unlabeled and not unlabeled:
-            raise RuntimeError("the training split contains no unlabeled case; use nnUNetTrainerUniSeMi_NoUnlabeled")
-        folder, prev = self.preprocessed_dataset_folder, self.folder_with_segs_from_previous_stage
-        labeled_tasks = {c: self.unisemi.case_to_task[c] for c in labeled + val_keys}
-        dl_labeled = TaskBalancedDataLoader(
-            self.dataset_class(folder, labeled, folder_with_segs_from_previous_stage=prev), self.batch_size,
-            initial_patch_size, patch_size, self.label_manager, labeled_tasks,
-            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms)
-        dl_val = TaskBalancedDataLoader(
-            self.dataset_class(folder, val_keys, folder_with_segs_from_previous_stage=prev), self.batch_size,
-            patch_size, patch_size, self.label_manager, labeled_tasks,
-            oversample_foreground_percent=self.oversample_foreground_percent, transforms=val_transforms)
-
-        n_proc = get_allowed_n_proc_DA()
-        gen_labeled = self._wrap_loader(dl_labeled, n_proc, max(6, n_proc // 2))
-        gen_val = self._wrap_loader(dl_val, max(1, n_proc // 2) if n_proc else 0, max(3, n_proc // 4))
-        if self.use_unlabeled:
-            dl_unlabeled = self.make_unlabeled_loader(unlabeled, initial_patch_size, tr_transforms)
-            self.dataloader_unlabeled = self._wrap_loader(dl_unlabeled, n_proc, max(6, n_proc // 2))
-            next(self.dataloader_unlabeled)
-        next(gen_labeled)
-        next(gen_val)
-        return gen_labeled, gen_val
-
-    def make_unlabeled_loader(self, unlabeled: list[str], initial_patch_size, transforms):
-        """Random patches of unlabeled cases; pairs (0, 1), (2, 3), ... are CutMixed in the step."""
-        dataset = self.dataset_class(self.preprocessed_dataset_folder, unlabeled,
-                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
-        return RandomPatchDataLoader(dataset, 2 * self.n_unlabeled_mixes, initial_patch_size,
-                                     self.configuration_manager.patch_size, self.label_manager, transforms=transforms)
-
-    def on_train_end(self):
-        super().on_train_end()
-        if isinstance(self.dataloader_unlabeled, NonDetMultiThreadedAugmenter):
-            self.dataloader_unlabeled._finish()
+    @property
+    def unlabeled_batch_size(self) -> int:
+        return 2 * self.n_unlabeled_mixes  # pairs (0, 1), (2, 3), ... are CutMixed in the step
 
     # ---------------------------------------------------------------------------------------------------- step
     def binary_targets(self, target, task_ids: torch.Tensor) -> list[torch.Tensor]:
@@ -239,14 +175,6 @@ class nnUNetTrainerUniSeMi(nnUNetTrainer):
             self.optimizer.step()
         return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
                 "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
-
-    def _mean_over_ranks(self, values) -> float:
-        values = np.asarray(values, dtype=np.float64)
-        if self.is_ddp:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, values)
-            values = np.concatenate([np.ravel(g) for g in gathered])
-        return float(np.mean(values))
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)

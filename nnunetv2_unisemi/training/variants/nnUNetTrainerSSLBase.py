@@ -24,16 +24,11 @@ import tempfile
 
 import numpy as np
 import torch
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
-from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
-from torch import distributed as dist
 
-from nnunetv2_unisemi.data_loading import RandomPatchDataLoader, TaskBalancedDataLoader
+from nnunetv2_unisemi.training.semi_supervised_loading import SemiSupervisedLoadingMixin
 from nnunetv2_unisemi.training.variants.ema_teacher import EMATeacher, unwrap
 from nnunetv2_unisemi.training.variants.ssl_losses import masked_dice_ce, partial_label_log_probs
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
@@ -42,7 +37,7 @@ SSL_LOG_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
 TEACHER_KEY = "ema_teacher_weights"
 
 
-class nnUNetTrainerSSLBase(nnUNetTrainer):
+class nnUNetTrainerSSLBase(SemiSupervisedLoadingMixin, nnUNetTrainer):
     """Not a method by itself: subclasses implement `compute_losses` (and `teacher_decay`)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -54,10 +49,10 @@ class nnUNetTrainerSSLBase(nnUNetTrainer):
         self.task = None  # single-task form: task name or id; None -> the fold number is the task id
         self.ema_decay = 0.99
         self.export_teacher = False
-        self.unlabeled_batch_size = None  # None -> the labeled batch size
+        self.use_unlabeled = True
+        self.unlabeled_batch_size_override = None  # None -> the labeled batch size
         self.teacher: EMATeacher | None = None
         self.ssl_step = 0  # training iterations done (persisted in checkpoints)
-        self.dataloader_unlabeled = None
         for key in SSL_LOG_KEYS:
             self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
 
@@ -95,67 +90,11 @@ class nnUNetTrainerSSLBase(nnUNetTrainer):
 
     # ----------------------------------------------------------------------------------------------------- data
     @property
-    def n_unlabeled(self) -> int:
-        return self.unlabeled_batch_size or self.batch_size
-
-    def _wrap_loader(self, loader, num_processes: int, num_cached: int):
-        if num_processes == 0:
-            return SingleThreadedAugmenter(loader, None)
-        return NonDetMultiThreadedAugmenter(loader, None, num_processes, num_cached, seeds=None,
-                                            pin_memory=self.device.type == "cuda", wait_time=0.002)
-
-    def get_dataloaders(self):
-        if self.dataset_class is None:
-            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
-        patch_size = self.configuration_manager.patch_size
-        rotation, dummy_2d, initial_patch_size, mirror_axes = \
-            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        tr_transforms = self.get_training_transforms(
-            patch_size, rotation, None, mirror_axes, dummy_2d,
-            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels, regions=None,
-            ignore_label=self.label_manager.ignore_label)
-        val_transforms = self.get_validation_transforms(
-            None, is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
-            regions=None, ignore_label=self.label_manager.ignore_label)
-
-        tr_keys, val_keys = self.do_split()
-        labeled = [k for k in tr_keys if k in set(self.unisemi.labeled)]
-        unlabeled = [k for k in tr_keys if k in set(self.unisemi.unlabeled)]
-        if not labeled or not unlabeled:
-            raise RuntimeError(f"the training split needs labeled and unlabeled cases, got {len(labeled)} labeled "
-                               f"and {len(unlabeled)} unlabeled")
-        folder, prev = self.preprocessed_dataset_folder, self.folder_with_segs_from_previous_stage
-        tasks = {c: self.unisemi.case_to_task[c] for c in labeled + val_keys}
-        dl_labeled = TaskBalancedDataLoader(
-            self.dataset_class(folder, labeled, folder_with_segs_from_previous_stage=prev), self.batch_size,
-            initial_patch_size, patch_size, self.label_manager, tasks,
-            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms)
-        dl_val = TaskBalancedDataLoader(
-            self.dataset_class(folder, val_keys, folder_with_segs_from_previous_stage=prev), self.batch_size,
-            patch_size, patch_size, self.label_manager, tasks,
-            oversample_foreground_percent=self.oversample_foreground_percent, transforms=val_transforms)
-        # the Uni- form never learns an unlabeled case's task; the single-task form only uses it to pick its cases
-        dl_unlabeled = RandomPatchDataLoader(
-            self.dataset_class(folder, unlabeled, folder_with_segs_from_previous_stage=prev), self.n_unlabeled,
-            initial_patch_size, patch_size, self.label_manager, transforms=tr_transforms)
-
-        n_proc = get_allowed_n_proc_DA()
-        gen_labeled = self._wrap_loader(dl_labeled, n_proc, max(6, n_proc // 2))
-        gen_val = self._wrap_loader(dl_val, max(1, n_proc // 2) if n_proc else 0, max(3, n_proc // 4))
-        self.dataloader_unlabeled = self._wrap_loader(dl_unlabeled, n_proc, max(6, n_proc // 2))
-        next(self.dataloader_unlabeled)
-        next(gen_labeled)
-        next(gen_val)
-        return gen_labeled, gen_val
+    def unlabeled_batch_size(self) -> int:
+        return self.unlabeled_batch_size_override or self.batch_size
 
     def next_unlabeled(self) -> torch.Tensor:
         return next(self.dataloader_unlabeled)["data"].to(self.device, non_blocking=True)
-
-    def on_train_end(self):
-        super().on_train_end()
-        if isinstance(self.dataloader_unlabeled, NonDetMultiThreadedAugmenter):
-            self.dataloader_unlabeled._finish()
 
     # ---------------------------------------------------------------------------------------------------- teacher
     def initialize(self):
@@ -264,14 +203,6 @@ class nnUNetTrainerSSLBase(nnUNetTrainer):
         self.ssl_step += 1
         return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
                 "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
-
-    def _mean_over_ranks(self, values) -> float:
-        values = np.asarray(values, dtype=np.float64)
-        if self.is_ddp:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, values)
-            values = np.concatenate([np.ravel(g) for g in gathered])
-        return float(np.mean(values))
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)

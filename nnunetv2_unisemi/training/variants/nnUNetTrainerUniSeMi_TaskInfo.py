@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_unisemi.data_loading import RandomPatchDataLoader
 from nnunetv2_unisemi.task_mixing import cutmix
 from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 
@@ -19,13 +18,8 @@ class nnUNetTrainerUniSeMi_TaskInfo(nnUNetTrainerUniSeMi):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.use_unlabeled_task_info = True
 
-    def make_unlabeled_loader(self, unlabeled, initial_patch_size, transforms):
-        dataset = self.dataset_class(self.preprocessed_dataset_folder, unlabeled,
-                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
-        case_to_task = {c: self.unisemi.case_to_task[c] for c in unlabeled}
-        return RandomPatchDataLoader(dataset, 2 * self.n_unlabeled_mixes, initial_patch_size,
-                                     self.configuration_manager.patch_size, self.label_manager, transforms=transforms,
-                                     case_to_task=case_to_task)
+    def unlabeled_case_to_task(self, unlabeled: list[str]) -> dict[str, int]:
+        return {c: self.unisemi.case_to_task[c] for c in unlabeled}
 
     def unlabeled_target(self, prompted_logits, mix_parts) -> torch.Tensor:
         first, second, masks, batch = mix_parts

@@ -1,0 +1,99 @@
+"""The data side shared by every semi-supervised trainer on a unified dataset (UniSeMi and the comparison methods).
+
+Three loaders, all nnU-Net's nnUNetDataLoader with its augmentation pipeline and background workers:
+task-balanced labeled patches (with task ids), task-balanced validation patches, and random unlabeled patches
+(with task ids only where `unlabeled_case_to_task` gives them: the "w/ Task Info" and single-task variants).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from torch import distributed as dist
+
+from nnunetv2_unisemi.data_loading import RandomPatchDataLoader, TaskBalancedDataLoader
+
+
+class SemiSupervisedLoadingMixin:
+    """Mix into an nnUNetTrainer subclass that sets `self.unisemi` (UnifiedDatasetInfo) and `self.use_unlabeled`."""
+
+    dataloader_unlabeled = None
+
+    @property
+    def unlabeled_batch_size(self) -> int:
+        return self.batch_size
+
+    def unlabeled_case_to_task(self, unlabeled: list[str]) -> dict[str, int] | None:
+        """Tasks of the unlabeled cases handed to the loader; None (the default) = the trainer never sees them."""
+        return None
+
+    def _wrap_loader(self, loader, num_processes: int, num_cached: int):
+        if num_processes == 0:
+            return SingleThreadedAugmenter(loader, None)
+        return NonDetMultiThreadedAugmenter(loader, None, num_processes, num_cached, seeds=None,
+                                            pin_memory=self.device.type == "cuda", wait_time=0.002)
+
+    def get_dataloaders(self):
+        if self.dataset_class is None:
+            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
+        patch_size = self.configuration_manager.patch_size
+        ds_scales = self._get_deep_supervision_scales()  # None without deep supervision
+        rotation, dummy_2d, initial_patch_size, mirror_axes = \
+            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        tr_transforms = self.get_training_transforms(
+            patch_size, rotation, ds_scales, mirror_axes, dummy_2d,
+            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
+            foreground_labels=self.label_manager.foreground_labels, regions=None,
+            ignore_label=self.label_manager.ignore_label)
+        val_transforms = self.get_validation_transforms(
+            ds_scales, is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
+            regions=None, ignore_label=self.label_manager.ignore_label)
+
+        tr_keys, val_keys = self.do_split()
+        labeled = [k for k in tr_keys if k in set(self.unisemi.labeled)]
+        unlabeled = [k for k in tr_keys if k in set(self.unisemi.unlabeled)]
+        if not labeled:
+            raise RuntimeError("the training split contains no labeled case")
+        if self.use_unlabeled and not unlabeled:
+            raise RuntimeError("the training split contains no unlabeled case (for multi-task supervised training "
+                               "use nnUNetTrainerUniSeMi_NoUnlabeled)")
+        folder, prev = self.preprocessed_dataset_folder, self.folder_with_segs_from_previous_stage
+        labeled_tasks = {c: self.unisemi.case_to_task[c] for c in labeled + val_keys}
+        dl_labeled = TaskBalancedDataLoader(
+            self.dataset_class(folder, labeled, folder_with_segs_from_previous_stage=prev), self.batch_size,
+            initial_patch_size, patch_size, self.label_manager, labeled_tasks,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms)
+        dl_val = TaskBalancedDataLoader(
+            self.dataset_class(folder, val_keys, folder_with_segs_from_previous_stage=prev), self.batch_size,
+            patch_size, patch_size, self.label_manager, labeled_tasks,
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=val_transforms)
+
+        n_proc = get_allowed_n_proc_DA()
+        gen_labeled = self._wrap_loader(dl_labeled, n_proc, max(6, n_proc // 2))
+        gen_val = self._wrap_loader(dl_val, max(1, n_proc // 2) if n_proc else 0, max(3, n_proc // 4))
+        if self.use_unlabeled:
+            dl_unlabeled = RandomPatchDataLoader(
+                self.dataset_class(folder, unlabeled, folder_with_segs_from_previous_stage=prev),
+                self.unlabeled_batch_size, initial_patch_size, patch_size, self.label_manager,
+                transforms=tr_transforms, case_to_task=self.unlabeled_case_to_task(unlabeled))
+            self.dataloader_unlabeled = self._wrap_loader(dl_unlabeled, n_proc, max(6, n_proc // 2))
+            next(self.dataloader_unlabeled)
+        next(gen_labeled)
+        next(gen_val)
+        return gen_labeled, gen_val
+
+    def on_train_end(self):
+        super().on_train_end()
+        if isinstance(self.dataloader_unlabeled, NonDetMultiThreadedAugmenter):
+            self.dataloader_unlabeled._finish()
+
+    def _mean_over_ranks(self, values) -> float:
+        values = np.asarray(values, dtype=np.float64)
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, values)
+            values = np.concatenate([np.ravel(g) for g in gathered])
+        return float(np.mean(values))
