@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> Path:
     names = {t.id: t.name for t in info.tasks if t.id in tasks}
     counts = plot_labeled_unlabeled_density(probabilities, info.case_to_task, info.labeled, names, output,
                                             title=model.trainer_name)
-    output.with_suffix(".json").write_text(json.dumps({names[t]: c for t, c in counts.items()}, indent=1))
+    by_name = {names[t]: c for t, c in counts.items()}
+    output.with_suffix(".json").write_text(json.dumps(by_name, indent=1), encoding="utf-8")
     print(f"density of {len(cases)} cases written to {output}")
     return output
 

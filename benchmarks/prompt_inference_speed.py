@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     print(f"-task all / single task: {summary['ratio_all_over_single']:.3f}x "
           f"({med['all']:.1f} s vs {med['single']:.1f} s per case, K={args.tasks})")
     if args.o:
-        Path(args.o).write_text(json.dumps(summary, indent=2))
+        Path(args.o).write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
+    with open("/proc/self/statm", encoding="utf-8") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -120,7 +120,7 @@ def main(argv=None) -> None:
         cmd = [sys.executable, __file__, "--worker", name, "--patch", *map(str, args.patch), "--batch",
                str(args.batch), "--tasks", str(args.tasks), "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--device", args.device]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", check=True).stdout
         results[name] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
         r = results[name]
         print(f"{name:<22} {r['step_seconds_median']:.2f} s/step  {r['peak_memory_mib']:.0f} MiB  "
@@ -133,7 +133,7 @@ def main(argv=None) -> None:
                "results": results}
     print(f"UniSeMi / plain: time {summary['time_ratio']:.2f}x, memory {summary['memory_ratio']:.2f}x")
     if args.o:
-        Path(args.o).write_text(json.dumps(summary, indent=2))
+        Path(args.o).write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def binarize_label(
 def read_list_file(path: Path) -> list[str]:
     """One case id per line (UA-MT / DTC ``train.list`` style); blank lines ignored, duplicates are an error."""
     require_file(path, "case list file")
-    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConversionError(f"{path}: duplicate case ids {duplicates[:5]}")

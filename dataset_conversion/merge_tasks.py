@@ -96,9 +96,9 @@ def load_config(path: str | os.PathLike) -> dict:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            config = yaml.safe_load(path.read_text())
+            config = yaml.safe_load(path.read_text(encoding="utf-8"))
         else:
-            config = json.loads(path.read_text())
+            config = json.loads(path.read_text(encoding="utf-8"))
     except Exception as e:  # yaml and json raise various types; all mean "broken config"
         raise ConversionError(f"{path}: unreadable config ({e})") from e
     if not isinstance(config, dict):
@@ -537,9 +537,9 @@ def convert_from_config(
             print(f"warning: {len(empty)} labeled/test cases have an empty target: {empty[:5]}", file=sys.stderr)
         dataset_json = build_dataset_json(plan, dataset_name, str(config.get("description", "")))
         UnifiedDatasetInfo.from_dataset_json(dataset_json)  # the contract's own validation, before anything is moved
-        (tmp_dir / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+        (tmp_dir / "dataset.json").write_text(json.dumps(dataset_json, indent=2), encoding="utf-8")
         splits = plan.info.semi_supervised_splits()
-        (tmp_dir / "splits_final.json").write_text(json.dumps(splits, indent=2))
+        (tmp_dir / "splits_final.json").write_text(json.dumps(splits, indent=2), encoding="utf-8")
         if output_dir.exists():  # only reachable with overwrite
             trash = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
             os.replace(output_dir, trash / output_dir.name)
@@ -555,7 +555,7 @@ def convert_from_config(
     if write_preprocessed_splits and preprocessed:
         target = Path(preprocessed) / output_dir.name
         target.mkdir(parents=True, exist_ok=True)
-        (target / "splits_final.json").write_text(json.dumps(splits, indent=2))
+        (target / "splits_final.json").write_text(json.dumps(splits, indent=2), encoding="utf-8")
     if verbose:
         print(
             f"wrote {output_dir}: {len(plan.info.labeled)} labeled, {len(plan.info.unlabeled)} unlabeled, "

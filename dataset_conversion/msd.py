@@ -34,7 +34,7 @@ class MSDSource:
         self.channel = channel
         dataset_json_file = require_file(self.path / "dataset.json", "MSD dataset.json")
         try:
-            meta = json.loads(dataset_json_file.read_text())
+            meta = json.loads(dataset_json_file.read_text(encoding="utf-8"))
             declared = {int(k): v for k, v in meta["labels"].items()}
             training = meta["training"]
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def task_from_args() -> dict:
         source = MSDSource(args.input, args.labels, args.channel)  # validates early, gives the default name/modality
-        meta = json.loads((source.path / "dataset.json").read_text())
+        meta = json.loads((source.path / "dataset.json").read_text(encoding="utf-8"))
         modality = args.modality or str(meta.get("modality", {}).get("0", "CT")).upper()
         task = {
             "name": args.task_name or str(meta.get("name", source.path.name)).lower(),

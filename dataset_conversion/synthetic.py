@@ -91,7 +91,7 @@ def write_msd_task(
     labels = {"0": "background", "1": "anterior", "2": "posterior"} if two_labels else {"0": "background", "1": "organ"}
     meta = {"name": task_folder.split("_", 1)[-1], "modality": {"0": modality}, "labels": labels,
             "numTraining": num_cases, "numTest": 0, "training": training, "test": []}  # fmt: skip
-    (folder / "dataset.json").write_text(json.dumps(meta, indent=2))
+    (folder / "dataset.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder
 
 
@@ -116,9 +116,9 @@ def write_la_h5(
         _write_h5(folder / "2018LA_Seg_Training Set" / case_id / "mri_norm2.h5", image, organ)
     # UA-MT lists are not sorted: keep a non-sorted order so that 'first' mode is observable.
     train, test = ids[:num_train][::-1], ids[num_train:]
-    (folder / "train.list").write_text("\n".join(train) + "\n")
+    (folder / "train.list").write_text("\n".join(train) + "\n", encoding="utf-8")
     if test:
-        (folder / "test.list").write_text("\n".join(test) + "\n")
+        (folder / "test.list").write_text("\n".join(test) + "\n", encoding="utf-8")
     return folder
 
 

@@ -34,7 +34,7 @@ def run(cmd: list[str], env: dict, quiet: bool = False) -> None:
     executable = Path(sys.executable).parent / cmd[0]
     full = [str(executable) if executable.exists() else cmd[0], *cmd[1:]]
     proc = subprocess.run(full, env=env, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT,
-                          text=True)
+                          text=True, encoding="utf-8", errors="replace")
     if proc.returncode != 0:
         if quiet and proc.stdout:
             print(proc.stdout[-4000:])
@@ -48,6 +48,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-device", default="cpu", choices=["cpu", "cuda", "mps"])
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(errors="backslashreplace")  # the results table has a '±'; never crash on an ASCII console
 
     from dataset_conversion.merge_tasks import convert_from_config
     from dataset_conversion.synthetic import make_demo_sources

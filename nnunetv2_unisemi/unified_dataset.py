@@ -47,7 +47,7 @@ class UnifiedDatasetInfo:
             path = Path(dataset_json)
             if path.is_dir():
                 path = path / "dataset.json"
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 dataset_json = json.load(f)
         if UNISEMI_KEY not in dataset_json:
             raise ValueError(

@@ -55,7 +55,7 @@ def add_configurations(plans_file: str | os.PathLike, names=tuple(PRESETS), patc
     plans_file = Path(plans_file)
     if not plans_file.is_file():
         raise FileNotFoundError(f"{plans_file} does not exist: run nnUNetv2_plan_and_preprocess for this dataset first")
-    plans = json.loads(plans_file.read_text())
+    plans = json.loads(plans_file.read_text(encoding="utf-8"))
     if "3d_fullres" not in plans["configurations"]:
         raise ValueError(f"{plans_file} has no 3d_fullres configuration to inherit from")
     parent = plans["configurations"]["3d_fullres"]
@@ -74,7 +74,7 @@ def add_configurations(plans_file: str | os.PathLike, names=tuple(PRESETS), patc
             preset["batch_size"] = batch_size
         plans["configurations"][name] = derived_configuration(parent, **preset)
     tmp = plans_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plans, indent=4))
+    tmp.write_text(json.dumps(plans, indent=4), encoding="utf-8")
     os.replace(tmp, plans_file)  # never leave a half-written plans file
     return plans
 

@@ -28,7 +28,7 @@ DEMO_CONFIG = "3d_cpu"
 def run_cli(cmd: list[str], env: dict, timeout: int = 900) -> str:
     """Run one of the installed console scripts (nnUNetv2_*); fail with its output tail when it fails."""
     proc = subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, encoding="utf-8", errors="replace", timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-3000:]}")

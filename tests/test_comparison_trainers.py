@@ -223,7 +223,7 @@ def test_trainer_runs_end_to_end(trained, name):
         assert set(val_keys) == set(info.labeled_cases_of_task(TRAINERS[name]))
     if "BCP" in name:  # step 0 pre-training (no unlabeled term), step 1 self-training
         assert trainer.n_pretrain == 1 and log["unlabeled_weight"][0] == 0.5
-        assert "self-training from step 1" in Path(trainer.log_file).read_text()
+        assert "self-training from step 1" in Path(trainer.log_file).read_text(encoding="utf-8")
     else:
         assert log["train_loss_unsup"][0] > 0
 
@@ -300,5 +300,5 @@ def test_analysis_clis_on_trained_models(trained, tmp_path):
     bcp = str(Path(trained["nnUNetTrainerBCP_Test"].output_folder).parent)
     png = _load_script("analysis_kde").main(["-m", bcp, "-f", "3", "-t", "pancreas", "-o", str(tmp_path / "kde.png")])
     assert png.stat().st_size > 5000
-    counts = json.loads((tmp_path / "kde.json").read_text())
+    counts = json.loads((tmp_path / "kde.json").read_text(encoding="utf-8"))
     assert list(counts) == ["pancreas"] and set(counts["pancreas"]) == {"labeled", "unlabeled"}

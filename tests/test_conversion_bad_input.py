@@ -30,7 +30,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 def expect_failure(tmp_path: Path, sources: Path, tasks: list[dict], names: str, capsys, **top) -> str:
     """Run the CLI on a config; assert it fails naming `names`, leaves nothing behind and keeps sources intact."""
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"dataset_id": 5, "dataset_name": "Bad", "tasks": tasks, **top}))
+    config.write_text(json.dumps({"dataset_id": 5, "dataset_name": "Bad", "tasks": tasks, **top}), encoding="utf-8")
     before = snapshot(sources)
     out_parent = tmp_path / "out"
     out_parent.mkdir(exist_ok=True)
@@ -123,7 +123,7 @@ def test_non_binary_float_label(tmp_path, msd_source, capsys):
 
 def test_non_binary_h5_label(tmp_path, capsys):
     folder = write_la_h5(tmp_path / "src", 3, 0, SMALL)
-    case = (folder / "train.list").read_text().split()[1]
+    case = (folder / "train.list").read_text(encoding="utf-8").split()[1]
     with h5py.File(folder / "2018LA_Seg_Training Set" / case / "mri_norm2.h5", "r+") as f:
         label = f["label"][()]
         label[0, 0, 0] = 2
@@ -140,7 +140,7 @@ def test_truncated_nifti(tmp_path, msd_source, capsys):
 
 def test_truncated_h5(tmp_path, capsys):
     folder = write_la_h5(tmp_path / "src", 3, 0, SMALL)
-    case = (folder / "train.list").read_text().split()[0]
+    case = (folder / "train.list").read_text(encoding="utf-8").split()[0]
     path = folder / "2018LA_Seg_Training Set" / case / "mri_norm2.h5"
     path.write_bytes(path.read_bytes()[:300])
     task = {"name": "atrium", "format": "la_h5", "path": "LA"}
@@ -165,16 +165,16 @@ def test_tcia_label_not_overlapping_image(tmp_path, capsys):
 
 def test_duplicate_case_ids(tmp_path, msd_source, capsys):
     meta_path = msd_source / "Task09_Spleen/dataset.json"
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["training"].append(meta["training"][0])
-    meta_path.write_text(json.dumps(meta))
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
     expect_failure(tmp_path, msd_source, [MSD_TASK], "dataset.json: duplicate case id spleen_001", capsys)
 
 
 def test_duplicate_ids_in_list_file(tmp_path, capsys):
     folder = write_la_h5(tmp_path / "src", 3, 0, SMALL)
-    ids = (folder / "train.list").read_text().split()
-    (folder / "train.list").write_text("\n".join([*ids, ids[0]]))
+    ids = (folder / "train.list").read_text(encoding="utf-8").split()
+    (folder / "train.list").write_text("\n".join([*ids, ids[0]]), encoding="utf-8")
     task = {"name": "atrium", "format": "la_h5", "path": "LA"}
     expect_failure(tmp_path, tmp_path / "src", [task], "train.list: duplicate case ids", capsys)
 
@@ -185,9 +185,9 @@ def test_ids_colliding_after_sanitising(tmp_path, msd_source, capsys):
     shutil.copy(images / "spleen_001.nii.gz", images / "spleen 001.nii.gz")
     shutil.copy(labels / "spleen_001.nii.gz", labels / "spleen 001.nii.gz")
     meta_path = msd_source / "Task09_Spleen/dataset.json"
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["training"].append({"image": "./imagesTr/spleen 001.nii.gz", "label": "./labelsTr/spleen 001.nii.gz"})
-    meta_path.write_text(json.dumps(meta))
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
     expect_failure(tmp_path, msd_source, [MSD_TASK], "dataset.json: duplicate case ids ['spleen_001']", capsys)
 
 
@@ -203,19 +203,19 @@ def test_empty_task_no_labeled_case(tmp_path, msd_source, capsys):
 
 def test_output_exists_without_overwrite(tmp_path, msd_source, capsys):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"tasks": [MSD_TASK]}))
+    config.write_text(json.dumps({"tasks": [MSD_TASK]}), encoding="utf-8")
     out = tmp_path / "Dataset005_Bad"
     (out / "imagesTr").mkdir(parents=True)
-    (out / "keep.txt").write_text("user data")
+    (out / "keep.txt").write_text("user data", encoding="utf-8")
     rc = merge_tasks.main([str(config), "-o", str(out), "--data-root", str(msd_source)])
     assert rc != 0 and f"{out}: output dataset already exists" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text() == "user data"
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "user data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dataset005_Bad", "config.json", "src"]
 
 
 def test_failure_during_overwrite_keeps_old_dataset(tmp_path, msd_source, capsys):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"tasks": [MSD_TASK]}))
+    config.write_text(json.dumps({"tasks": [MSD_TASK]}), encoding="utf-8")
     out = tmp_path / "out" / "Dataset005_Bad"
     argv = [str(config), "-o", str(out), "--data-root", str(msd_source)]
     assert merge_tasks.main(argv) == 0

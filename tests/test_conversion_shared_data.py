@@ -30,7 +30,7 @@ def convert(tasks: list[dict], out: Path, **kwargs) -> tuple[Path, UnifiedDatase
 
 def test_la_h5_subset_first_mode(shared_data, tmp_path):
     la = shared_data / "LA2018_h5"
-    listed = (la / "train.list").read_text().split()
+    listed = (la / "train.list").read_text(encoding="utf-8").split()
     task = {"name": "left_atrium", "format": "la_h5", "path": str(la), "cases": listed[:4], "labeled_count": 2}
     out, info = convert([task], tmp_path / "la", selection="first")
     assert info.labeled == sorted(f"left_atrium_{c}" for c in listed[:2])
@@ -111,7 +111,7 @@ def test_spleen_and_lung_samples_windows_and_geometry(shared_data, tmp_path):
 def test_mixed_real_dataset_passes_nnunet_integrity_check(shared_data, tmp_path):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    listed = (shared_data / "LA2018_h5" / "train.list").read_text().split()
+    listed = (shared_data / "LA2018_h5" / "train.list").read_text(encoding="utf-8").split()
     tasks = [
         {"name": "left_atrium", "format": "la_h5", "path": str(shared_data / "LA2018_h5"), "cases": listed[:3]},
         {"name": "hippocampus_anterior", "format": "msd", "path": str(shared_data / "Task04_Hippocampus"),

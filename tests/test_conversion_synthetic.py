@@ -102,7 +102,7 @@ def test_pancreas_h5_reader(tmp_path):
 # --- merged dataset ---
 def test_demo_dataset_layout_labels_and_contract(demo):
     config, out = demo
-    dataset_json = json.loads((out / "dataset.json").read_text())
+    dataset_json = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     info = UnifiedDatasetInfo.from_dataset_json(out)
     assert [t.name for t in info.tasks] == ["spleen", "left_atrium", "pancreas"]
     assert [t.modality for t in info.tasks] == ["CT", "MRI", "CT"]
@@ -121,10 +121,10 @@ def test_demo_dataset_layout_labels_and_contract(demo):
         folder = "imagesTs" if case in info.test else "imagesTr"
         assert (out / folder / f"{case}_0000.nii.gz").is_file()
         assert case.startswith(info.tasks[info.case_to_task[case] - 1].name + "_")
-    splits = json.loads((out / "splits_final.json").read_text())
+    splits = json.loads((out / "splits_final.json").read_text(encoding="utf-8"))
     assert splits == info.semi_supervised_splits() and not set(splits[0]["train"]) & set(info.test)
     # LA h5 test cases come from the layout's own test.list
-    la_test = (Path(config["tasks"][1]["path"]) / "test.list").read_text().split()
+    la_test = (Path(config["tasks"][1]["path"]) / "test.list").read_text(encoding="utf-8").split()
     assert sorted(f"left_atrium_{c}" for c in la_test) == [c for c in info.test if c.startswith("left_atrium")]
 
 
@@ -204,7 +204,7 @@ def test_budget_per_task_counts_and_first_mode(budget_sources):
     config = _budget_config(budget_sources, selection="first")
     config["tasks"][0]["labeled_count"] = 5
     plan = plan_conversion(config, Path("."), labeled_counts={"atrium": 3})
-    train_list = (budget_sources / "LA" / "train.list").read_text().split()
+    train_list = (budget_sources / "LA" / "train.list").read_text(encoding="utf-8").split()
     assert _labeled(plan, 2) == sorted(f"atrium_{c}" for c in train_list[:3])  # first N in *list* order
     assert train_list[:3] != sorted(train_list)[:3]
     assert _labeled(plan, 1) == [f"spleen_spleen_{i:03d}" for i in range(1, 6)]
@@ -259,8 +259,8 @@ def test_single_source_clis(tmp_path, monkeypatch):
     panc = tmp_path / "raw" / "Dataset013_Panc"
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(next((panc / "imagesTr").iterdir()))))
     assert image.min() == -100 and image.max() <= 200
-    splits = json.loads((tmp_path / "pre" / "Dataset013_Panc" / "splits_final.json").read_text())
-    assert splits == json.loads((panc / "splits_final.json").read_text())
+    splits = json.loads((tmp_path / "pre" / "Dataset013_Panc" / "splits_final.json").read_text(encoding="utf-8"))
+    assert splits == json.loads((panc / "splits_final.json").read_text(encoding="utf-8"))
 
 
 def test_merge_cli_from_yaml_with_data_root_and_overwrite(tmp_path, monkeypatch):
@@ -272,7 +272,7 @@ def test_merge_cli_from_yaml_with_data_root_and_overwrite(tmp_path, monkeypatch)
         "dataset_id: 7\ndataset_name: Two\ntasks:\n"
         "  - {name: spleen, format: msd, path: Task09_Spleen, modality: CT}\n"
         "  - {name: pancreas, format: pancreas_h5, path: Pancreas_h5}\n"
-    )
+    , encoding="utf-8")
     out = tmp_path / "out" / "Dataset007_Two"
     argv = [str(config), "--shared", str(tmp_path / "data"), "-o", str(out), "--labeled-count", "pancreas=2"]
     assert merge_tasks.main(argv) == 0

@@ -54,7 +54,7 @@ def test_training_cli_losses_finite_and_supervised_loss_decreasing(trained):
     # validation predicted every labeled case with its own prompt and reported Dice per task
     assert sorted(p.name for p in (folder / "validation").glob("*.nii.gz")) == sorted(
         f"{c}.nii.gz" for c in UnifiedDatasetInfo.from_dataset_json(folder.parent / "dataset.json").labeled)
-    assert "Validation Dice left_atrium" in (next(folder.glob("training_log_*.txt"))).read_text()
+    assert "Validation Dice left_atrium" in (next(folder.glob("training_log_*.txt"))).read_text(encoding="utf-8")
 
 
 def test_resume_continues_from_checkpoint(demo, trained):

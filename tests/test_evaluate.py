@@ -53,7 +53,7 @@ def make_dataset(root: Path) -> dict[str, dict[str, np.ndarray]]:
         },
     }
     dataset.mkdir(parents=True)
-    (dataset / "dataset.json").write_text(json.dumps(dj))
+    (dataset / "dataset.json").write_text(json.dumps(dj), encoding="utf-8")
     plate_ref, plate_pred = cube((3, 5, 5), (4, 15, 15)), cube((5, 5, 5), (6, 15, 15))
     multi_label = cube((4, 4, 4), (10, 12, 12)) + cube((2, 14, 14), (8, 18, 20), 2)
     cases = {
@@ -137,16 +137,16 @@ def test_outputs_are_written_and_readable(tiny):
     root, ref_dir, pred_dir, _ = tiny
     out = root / "out"
     summary = evaluate_folder(ref_dir, pred_dir, output_dir=out, verbose=False)
-    rows = list(csv.DictReader(open(out / "metrics_per_case.csv")))
+    rows = list(csv.DictReader(open(out / "metrics_per_case.csv", encoding="utf-8")))
     assert [r["case"] for r in rows] == ["liv_a", "liv_b", "liv_c", "spl_a"]
     assert math.isnan(float(rows[2]["hd95"])) and rows[2]["pred_empty"] == "True"
     assert float(rows[1]["hd95"]) == pytest.approx(5.0)
-    per_case = json.load(open(out / "metrics_per_case.json"))  # strict JSON: NaN written as null
+    per_case = json.load(open(out / "metrics_per_case.json", encoding="utf-8"))  # strict JSON: NaN written as null
     assert per_case[2]["hd95"] is None and per_case[0]["dice"] == pytest.approx(4 / 6)
-    saved = json.load(open(out / "summary.json"))
+    saved = json.load(open(out / "summary.json", encoding="utf-8"))
     assert saved["tasks"]["liver"]["dice"]["mean"] == pytest.approx(summary["tasks"]["liver"]["dice"]["mean"])
     assert "one-directional" in saved["definitions"]["asd"]
-    assert (out / "summary.md").read_text().strip() == format_summary_table(summary)
+    assert (out / "summary.md").read_text(encoding="utf-8").strip() == format_summary_table(summary)
 
 
 def test_output_defaults_to_prediction_folder_and_parallel_matches_serial(tiny):
@@ -160,10 +160,10 @@ def test_output_defaults_to_prediction_folder_and_parallel_matches_serial(tiny):
 def test_nnunet_summary_in_the_output_folder_is_not_overwritten(tiny):
     _, ref_dir, pred_dir, _ = tiny
     nnunet_summary = '{"foreground_mean": {"Dice": 0.9}, "mean": {}, "metric_per_case": []}'
-    (pred_dir / "summary.json").write_text(nnunet_summary)
+    (pred_dir / "summary.json").write_text(nnunet_summary, encoding="utf-8")
     with pytest.raises(FileExistsError, match="nnU-Net's own evaluation summary"):
         evaluate_folder(ref_dir, pred_dir, verbose=False)
-    assert (pred_dir / "summary.json").read_text() == nnunet_summary
+    assert (pred_dir / "summary.json").read_text(encoding="utf-8") == nnunet_summary
 
 
 @pytest.mark.parametrize("task", ["spleen", "2", 2, "SPLEEN"])
@@ -211,7 +211,7 @@ def test_cli_writes_outputs_prints_table_and_overlays(tiny, capsys):
     cli_main(["-ref", str(ref_dir), "-pred", str(pred_dir), "-o", str(out), "--overlays"])
     printed = capsys.readouterr().out
     assert "Average" in printed and "Dice %" in printed
-    assert json.load(open(out / "summary.json"))["average"]["n_cases"] == 4
+    assert json.load(open(out / "summary.json", encoding="utf-8"))["average"]["n_cases"] == 4
     pngs = sorted(p.name for p in (out / "overlays").glob("*.png"))
     assert pngs == ["liv_a.png", "liv_b.png", "liv_c.png", "spl_a.png"]
     assert (out / "overlays" / "liv_a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -193,7 +193,7 @@ def _refuse_to_overwrite_nnunet_summary(path: Path) -> None:
     if not path.is_file():
         return
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             existing = json.load(f)
     except (OSError, ValueError):
         return
@@ -211,17 +211,17 @@ def write_outputs(records: list[dict], summary: dict, output_dir: str | os.PathL
         "summary_json": output_dir / "summary.json",
         "summary_md": output_dir / "summary.md",
     }
-    with open(paths["per_case_json"], "w") as f:
+    with open(paths["per_case_json"], "w", encoding="utf-8") as f:
         json.dump(_json_safe(records), f, indent=2, allow_nan=False)
-    with open(paths["per_case_csv"], "w", newline="") as f:
+    with open(paths["per_case_csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for r in records:
             # NaN is written as "nan", which pandas and numpy read back as NaN.
             writer.writerow({**r, "spacing": "x".join(f"{s:g}" for s in r["spacing"])})
-    with open(paths["summary_json"], "w") as f:
+    with open(paths["summary_json"], "w", encoding="utf-8") as f:
         json.dump(_json_safe(summary), f, indent=2, allow_nan=False)
-    with open(paths["summary_md"], "w") as f:
+    with open(paths["summary_md"], "w", encoding="utf-8") as f:
         f.write(format_summary_table(summary, "markdown") + "\n")
     return paths
 
@@ -235,7 +235,7 @@ def _load_dataset_json(dataset_json: dict | str | os.PathLike | None, ref_dir: P
         path = path / "dataset.json"
     if not path.is_file():
         raise FileNotFoundError(f"dataset.json not found at {path} (pass it with -dj)")
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nnunetv2_unisemi.evaluation.evaluate import evaluate_folder
 
@@ -11,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nnUNetv2_evaluate_unisemi",
         description="Evaluate UniSeMi predictions per case and task with the SSL literature's metrics "
-        "(Dice, Jaccard, ASD = one-directional prediction→reference mean surface distance, 95HD = 95th percentile "
+        "(Dice, Jaccard, ASD = one-directional prediction->reference mean surface distance, 95HD = 95th percentile "
         "of the pooled surface distances, ASSD; medpy definitions, mm from the reference header). Writes "
         "metrics_per_case.json/.csv, summary.json and summary.md (paper layout).",
     )
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    sys.stdout.reconfigure(errors="backslashreplace")  # the table has a '±'; never crash on an ASCII console
     try:
         evaluate_folder(
             args.ref,
