@@ -383,7 +383,10 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
                     vals = [None if v is None else v * scale for v in vals]
                     mean, std, n = _mean_std(vals)
                     stats[key] = {"mean": mean, "std": std, "n": n, "per_seed": vals}
-                    cells.append(f"{mean:.2f} ± {std:.2f}")
+                    if n == 0:
+                        cells.append("n/a")
+                    else:  # a seed whose distances are all undefined (every prediction empty) is left out
+                        cells.append(f"{mean:.2f} ± {std:.2f}" + (f" (n={n})" if n < len(summaries) else ""))
                 label = f"**{task}**" if task == "average" else task
                 lines.append(f"| {METHOD_LABELS[method]} | {label} | {len(summaries)} | " + " | ".join(cells) + " |")
                 data[name][method]["tasks" if task != "average" else "average"][task] = stats
@@ -404,8 +407,13 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
                              f"{t.get('evaluate', 0):.0f} |")
             lines.append("")
     total = sum(e["wall_s"] for e in ledger.values())
-    lines.append(f"Total wall time of all recorded steps (ledger.json): {total / 3600:.2f} h on {os.cpu_count()} CPU "
-                 f"cores (steps run one after another, so the CPU time is at most {os.cpu_count()} x that).")
+    if ledger:
+        ends = [datetime.datetime.fromisoformat(e["finished"]) for e in ledger.values()]
+        starts = [end - datetime.timedelta(seconds=e["wall_s"]) for end, e in zip(ends, ledger.values())]
+        span = (max(ends) - min(starts)).total_seconds()
+        lines.append(f"Sum of the wall times of all recorded steps (ledger.json): {total / 3600:.2f} h; first start to "
+                     f"last end: {span / 3600:.2f} h ({os.cpu_count()} CPU cores; steps of two chains may overlap; "
+                     f"runs killed and resumed count only their resumed part).")
     text = "\n".join(lines) + "\n"
     (runner.root / "results.md").write_text(text)
     (runner.root / "results.json").write_text(json.dumps(data, indent=2))
