@@ -35,13 +35,11 @@ from torch import distributed as dist
 from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
 from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
 from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
-from nnunetv2_unisemi.training.semi_supervised_loading import SemiSupervisedLoadingMixin
+from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
-UNISEMI_LOG_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
 
-
-class nnUNetTrainerUniSeMi(SemiSupervisedLoadingMixin, nnUNetTrainer):
+class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -57,8 +55,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedLoadingMixin, nnUNetTrainer):
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
         self.consistency_loss = UnlabeledConsistencyLoss(ddp=self.is_ddp)
         self._mix_rng = np.random.default_rng()
-        for key in UNISEMI_LOG_KEYS:
-            self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
+        self.register_loss_terms()
 
     # ------------------------------------------------------------------------------------------------- network
     @staticmethod
@@ -176,14 +173,6 @@ class nnUNetTrainerUniSeMi(SemiSupervisedLoadingMixin, nnUNetTrainer):
         return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
                 "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
 
-    def on_train_epoch_end(self, train_outputs: list[dict]):
-        super().on_train_epoch_end(train_outputs)
-        self.logger.log("train_loss_sup", self._mean_over_ranks([o["loss_sup"] for o in train_outputs]),
-                        self.current_epoch)
-        self.logger.log("train_loss_unsup", self._mean_over_ranks([o["loss_unsup"] for o in train_outputs]),
-                        self.current_epoch)
-        self.logger.log("unlabeled_weight", float(train_outputs[-1]["unlabeled_weight"]), self.current_epoch)
-
     # ---------------------------------------------------------------------------------------------- validation
     def validation_step(self, batch: dict) -> dict:
         """Each validation patch under its own task prompt; tp/fp/fn collected per task (K entries)."""
@@ -196,21 +185,12 @@ class nnUNetTrainerUniSeMi(SemiSupervisedLoadingMixin, nnUNetTrainer):
         output = output[0] if self.enable_deep_supervision else output
         pred = output.argmax(1) == 1
         ref = targets[0][:, 0] == 1
-        axes = tuple(range(1, pred.ndim))
-        per_sample = [(pred & ref).sum(axes), (pred & ~ref).sum(axes), (~pred & ref).sum(axes)]
-        per_task = []
-        for counts in per_sample:
-            acc = torch.zeros(self.unisemi.num_tasks, dtype=torch.float64, device=self.device)
-            acc.index_add_(0, task_ids - 1, counts.double())
-            per_task.append(acc.cpu().numpy())
-        tp, fp, fn = per_task
+        tp, fp, fn = per_task_tp_fp_fn(pred, ref, task_ids, self.unisemi.num_tasks)
         return {"loss": loss.detach().cpu().numpy(), "tp_hard": tp, "fp_hard": fp, "fn_hard": fn}
 
     def on_epoch_end(self):
         # nnU-Net prints 'Pseudo dice' per entry of dice_per_class_or_region, which here is per task
-        self.print_to_log_file("L_sup", np.round(self.logger.get_value("train_loss_sup", step=-1), 4),
-                               "L_unsup", np.round(self.logger.get_value("train_loss_unsup", step=-1), 4),
-                               "lambda", np.round(self.logger.get_value("unlabeled_weight", step=-1), 4))
+        self.print_loss_terms()
         names = [t.name for t in self.unisemi.tasks]
         dice = self.logger.get_value("dice_per_class_or_region", step=-1)
         self.print_to_log_file("Pseudo dice per task", {n: round(float(d), 4) for n, d in zip(names, dice)})

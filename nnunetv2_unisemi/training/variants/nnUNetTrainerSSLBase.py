@@ -22,22 +22,20 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
-from nnunetv2_unisemi.training.semi_supervised_loading import SemiSupervisedLoadingMixin
+from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
 from nnunetv2_unisemi.training.variants.ema_teacher import EMATeacher, unwrap
 from nnunetv2_unisemi.training.variants.ssl_losses import masked_dice_ce, partial_label_log_probs
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
-SSL_LOG_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
 TEACHER_KEY = "ema_teacher_weights"
 
 
-class nnUNetTrainerSSLBase(SemiSupervisedLoadingMixin, nnUNetTrainer):
+class nnUNetTrainerSSLBase(SemiSupervisedTrainerMixin, nnUNetTrainer):
     """Not a method by itself: subclasses implement `compute_losses` (and `teacher_decay`)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -53,8 +51,7 @@ class nnUNetTrainerSSLBase(SemiSupervisedLoadingMixin, nnUNetTrainer):
         self.unlabeled_batch_size_override = None  # None -> the labeled batch size
         self.teacher: EMATeacher | None = None
         self.ssl_step = 0  # training iterations done (persisted in checkpoints)
-        for key in SSL_LOG_KEYS:
-            self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
+        self.register_loss_terms()
 
     # ------------------------------------------------------------------------------------------------- task scope
     @property
@@ -204,12 +201,6 @@ class nnUNetTrainerSSLBase(SemiSupervisedLoadingMixin, nnUNetTrainer):
         return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
                 "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
 
-    def on_train_epoch_end(self, train_outputs: list[dict]):
-        super().on_train_epoch_end(train_outputs)
-        for key, out_key in (("train_loss_sup", "loss_sup"), ("train_loss_unsup", "loss_unsup")):
-            self.logger.log(key, self._mean_over_ranks([o[out_key] for o in train_outputs]), self.current_epoch)
-        self.logger.log("unlabeled_weight", float(train_outputs[-1]["unlabeled_weight"]), self.current_epoch)
-
     # ------------------------------------------------------------------------------------------------ validation
     def validation_step(self, batch: dict) -> dict:
         """Student on the validation patches; tp/fp/fn of each sample's own task, one entry per task."""
@@ -223,19 +214,11 @@ class nnUNetTrainerSSLBase(SemiSupervisedLoadingMixin, nnUNetTrainer):
         if self.label_manager.has_ignore_label:
             valid = target != self.label_manager.ignore_label
             pred, ref = pred & valid, ref & valid
-        axes = tuple(range(1, pred.ndim))
-        per_task = []
-        for counts in ((pred & ref).sum(axes), (pred & ~ref).sum(axes), (~pred & ref).sum(axes)):
-            acc = torch.zeros(self.unisemi.num_tasks, dtype=torch.float64, device=self.device)
-            acc.index_add_(0, task_ids - 1, counts.double())
-            per_task.append(acc.cpu().numpy())
-        tp, fp, fn = per_task
+        tp, fp, fn = per_task_tp_fp_fn(pred, ref, task_ids, self.unisemi.num_tasks)
         return {"loss": loss.detach().cpu().numpy(), "tp_hard": tp, "fp_hard": fp, "fn_hard": fn}
 
     def on_epoch_end(self):
-        self.print_to_log_file("L_sup", np.round(self.logger.get_value("train_loss_sup", step=-1), 4),
-                               "L_unsup", np.round(self.logger.get_value("train_loss_unsup", step=-1), 4),
-                               "lambda", np.round(self.logger.get_value("unlabeled_weight", step=-1), 4))
+        self.print_loss_terms()
         super().on_epoch_end()
 
 

@@ -1,4 +1,5 @@
-"""The data side shared by every semi-supervised trainer on a unified dataset (UniSeMi and the comparison methods).
+"""What every semi-supervised trainer on a unified dataset shares (UniSeMi and the comparison methods): the
+loaders, per-task pseudo Dice bookkeeping and the loss-term log lines.
 
 Three loaders, all nnU-Net's nnUNetDataLoader with its augmentation pipeline and background workers:
 task-balanced labeled patches (with task ids), task-balanced validation patches, and random unlabeled patches
@@ -8,6 +9,7 @@ task-balanced labeled patches (with task ids), task-balanced validation patches,
 from __future__ import annotations
 
 import numpy as np
+import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
@@ -17,10 +19,36 @@ from torch import distributed as dist
 from nnunetv2_unisemi.data_loading import RandomPatchDataLoader, TaskBalancedDataLoader
 
 
-class SemiSupervisedLoadingMixin:
-    """Mix into an nnUNetTrainer subclass that sets `self.unisemi` (UnifiedDatasetInfo) and `self.use_unlabeled`."""
+def per_task_tp_fp_fn(pred: torch.Tensor, ref: torch.Tensor, task_ids: torch.Tensor,
+                      num_tasks: int) -> list[np.ndarray]:
+    """tp, fp, fn of binary masks (B, ...) summed per task id (1..K): nnU-Net's per-class pseudo Dice inputs."""
+    axes = tuple(range(1, pred.ndim))
+    per_task = []
+    for counts in ((pred & ref).sum(axes), (pred & ~ref).sum(axes), (~pred & ref).sum(axes)):
+        acc = torch.zeros(num_tasks, dtype=torch.float64, device=pred.device)
+        acc.index_add_(0, task_ids - 1, counts.double())
+        per_task.append(acc.cpu().numpy())
+    return per_task
+
+
+LOSS_TERM_KEYS = ("train_loss_sup", "train_loss_unsup", "unlabeled_weight")
+
+
+class SemiSupervisedTrainerMixin:
+    """Mix into an nnUNetTrainer subclass that sets `self.unisemi` (UnifiedDatasetInfo) and `self.use_unlabeled`,
+    calls `register_loss_terms()` in __init__ and returns loss_sup / loss_unsup / unlabeled_weight from train_step."""
 
     dataloader_unlabeled = None
+
+    def register_loss_terms(self) -> None:
+        for key in LOSS_TERM_KEYS:  # nnU-Net's logger only logs keys it already has
+            self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
+
+    def on_train_epoch_end(self, train_outputs: list[dict]):
+        super().on_train_epoch_end(train_outputs)
+        for key, out_key in (("train_loss_sup", "loss_sup"), ("train_loss_unsup", "loss_unsup")):
+            self.logger.log(key, self._mean_over_ranks([o[out_key] for o in train_outputs]), self.current_epoch)
+        self.logger.log("unlabeled_weight", float(train_outputs[-1]["unlabeled_weight"]), self.current_epoch)
 
     @property
     def unlabeled_batch_size(self) -> int:
@@ -97,3 +125,8 @@ class SemiSupervisedLoadingMixin:
             dist.all_gather_object(gathered, values)
             values = np.concatenate([np.ravel(g) for g in gathered])
         return float(np.mean(values))
+
+    def print_loss_terms(self) -> None:
+        self.print_to_log_file("L_sup", np.round(self.logger.get_value("train_loss_sup", step=-1), 4),
+                               "L_unsup", np.round(self.logger.get_value("train_loss_unsup", step=-1), 4),
+                               "lambda", np.round(self.logger.get_value("unlabeled_weight", step=-1), 4))
