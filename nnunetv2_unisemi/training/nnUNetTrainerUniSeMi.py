@@ -48,7 +48,6 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.mask_strategy = "zero_centered"  # CutMix mask for both the synthetic task and the unlabeled mix
         self.mask_fraction_range = (0.3, 0.7)
         self.use_unlabeled = True
-        self.use_unlabeled_task_info = False  # the paper's "w/ Task Info" rows
         self.unlabeled_loss_weight = 1.0  # lambda
         self.unlabeled_rampup_epochs = 0  # sigmoid ramp-up of lambda (0 = constant)
         self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)

@@ -13,11 +13,6 @@ from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 
 
 class nnUNetTrainerUniSeMi_TaskInfo(nnUNetTrainerUniSeMi):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.use_unlabeled_task_info = True
-
     def unlabeled_case_to_task(self, unlabeled: list[str]) -> dict[str, int]:
         return {c: self.unisemi.case_to_task[c] for c in unlabeled}
 
