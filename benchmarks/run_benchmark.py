@@ -458,10 +458,13 @@ def main(argv=None) -> int:
     ids = dataset_ids(args)
     names, failures = {}, []
     for budget in args.budgets:
+        if args.aggregate_only:  # tables only: never convert or preprocess here
+            name = f"Dataset{ids[budget]:03d}_{dataset_config(args, budget, ids[budget])['dataset_name']}"
+            if (runner.root / name).is_dir():
+                names[budget] = name
+            continue
         name, dataset_json = ensure_dataset(runner, args, budget, ids[budget])
         names[budget] = name
-        if args.aggregate_only:
-            continue
         inputs = make_test_inputs(runner, name, dataset_json)
         for seed in args.seeds:
             for method in args.methods:
