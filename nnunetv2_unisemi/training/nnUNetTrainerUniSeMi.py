@@ -159,16 +159,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
                 loss_unsup = self.consistency_loss(full_res[self.unisemi.synthetic_prompt - 1], p_agg)
             loss = loss_sup + weight * loss_unsup
 
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
+        self.backward_and_step(loss)
         return {"loss": loss.detach().cpu().numpy(), "loss_sup": loss_sup.detach().cpu().numpy(),
                 "loss_unsup": loss_unsup.detach().cpu().numpy(), "unlabeled_weight": weight}
 

@@ -126,6 +126,19 @@ class SemiSupervisedTrainerMixin:
             values = np.concatenate([np.ravel(g) for g in gathered])
         return float(np.mean(values))
 
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """nnU-Net's update: (scaled) backward, gradient clipping at 12, optimizer step."""
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+
     def print_loss_terms(self) -> None:
         self.print_to_log_file("L_sup", np.round(self.logger.get_value("train_loss_sup", step=-1), 4),
                                "L_unsup", np.round(self.logger.get_value("train_loss_unsup", step=-1), 4),

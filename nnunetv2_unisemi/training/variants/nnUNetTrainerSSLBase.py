@@ -184,16 +184,7 @@ class nnUNetTrainerSSLBase(SemiSupervisedTrainerMixin, nnUNetTrainer):
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             loss_sup, loss_unsup, weight = self.compute_losses(batch)
             loss = loss_sup + loss_unsup
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
+        self.backward_and_step(loss)
         decay = self.teacher_decay()
         if decay is not None:
             self.teacher.update(self.network, decay)
