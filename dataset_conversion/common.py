@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -41,12 +41,6 @@ class CaseSource(Protocol):
     def case_ids(self) -> list[str]: ...
 
     def load(self, case_id: str) -> SourceCase: ...
-
-
-def iterate_cases(source: CaseSource, case_ids: Iterable[str] | None = None) -> Iterator[SourceCase]:
-    """Yield (source_case_id, image, label) for the given ids (default: all cases of the source)."""
-    for case_id in source.case_ids() if case_ids is None else case_ids:
-        yield source.load(case_id)
 
 
 def sanitize_case_id(text: str) -> str:

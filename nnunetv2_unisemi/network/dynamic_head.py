@@ -93,7 +93,7 @@ class DynamicHead(nn.Module):
         """Eq. 2 (logits; softmax is applied by the loss / predictor).
 
         decoder_features: one tensor per scale, highest resolution first; prompts (B, P).
-        Returns, per prompt, a list of logits per scale, each (B, num_classes, *spatial).
+        Returns one logits tensor per scale, each (B, P, num_classes, *spatial).
         """
         n_samples, n_prompts = prompts.shape
         params = self.generate_params(pooled, prompts)
@@ -108,4 +108,4 @@ class DynamicHead(nn.Module):
             )
             logits = grouped_dynamic_conv(expanded, p, self.layer_shapes)
             per_scale.append(logits.reshape(n_samples, n_prompts, *logits.shape[1:]))
-        return [[scale[:, j] for scale in per_scale] for j in range(n_prompts)]
+        return per_scale

@@ -62,8 +62,11 @@ class UniSeMiNetwork(nn.Module):
         prompts (B, P): a list of P such outputs, output j under prompts[:, j].
         """
         single = prompts.ndim == 1
-        per_prompt = self.head(features.pooled, features.decoder, prompts[:, None] if single else prompts)
-        outputs = [scales if self.decoder.deep_supervision else scales[0] for scales in per_prompt]
+        per_scale = self.head(features.pooled, features.decoder, prompts[:, None] if single else prompts)
+        # (without deep supervision the decoder returned one scale)
+        outputs = [[scale[:, j] for scale in per_scale] for j in range(per_scale[0].shape[1])]
+        if not self.decoder.deep_supervision:
+            outputs = [scales[0] for scales in outputs]
         return outputs[0] if single else outputs
 
     def task_map_logits(self, features: BackboneFeatures, task_ids: list[int]) -> torch.Tensor:
@@ -75,14 +78,12 @@ class UniSeMiNetwork(nn.Module):
         """
         n = features.pooled.shape[0]
         prompts = torch.as_tensor(task_ids, device=features.pooled.device).expand(n, -1)
-        per_prompt = self.head(features.pooled, features.decoder[:1], prompts)
-        first = per_prompt[0][0]
-        out = torch.full((n, self.num_prompts, *first.shape[2:]), -100.0, device=first.device, dtype=first.dtype)
+        logits = self.head(features.pooled, features.decoder[:1], prompts)[0]  # (n, P, 2, *spatial)
+        out = logits.new_full((n, self.num_prompts, *logits.shape[3:]), -100.0)
         out[:, 0] = 0
-        for task, scales in zip(task_ids, per_prompt):
-            # the synthetic prompt has no label of its own: alone, it is written as a binary map in channel 1
-            channel = task if task < self.num_prompts else 1
-            out[:, channel] = scales[0][:, 1] - scales[0][:, 0]
+        # the synthetic prompt has no label of its own: alone, it is written as a binary map in channel 1
+        channels = [task if task < self.num_prompts else 1 for task in task_ids]
+        out[:, channels] = logits[:, :, 1] - logits[:, :, 0]
         return out
 
     def forward(self, x: torch.Tensor, prompts: torch.Tensor | list[torch.Tensor] | None = None):
