@@ -11,8 +11,10 @@ training cases) per task, the rest of the training cases unlabeled), plans and p
 (3d_fullres) plus the project's `3d_cpu` configuration, then for every seed and method trains with one iteration
 budget, predicts the test cases and evaluates them (Dice, Jaccard, ASD, 95HD):
 
-- supervised   plain nnU-Net (nnUNetTrainer) per task on that task's labeled cases only (the paper's "VNet" rows):
-               fold k (k = task id) appended to splits_final.json = {train: task k's labeled cases, val: the same}
+- supervised   plain nnU-Net per task on that task's labeled cases only, as a binary model (the paper's "VNet"
+               rows; nnUNetTrainer_TaskBinary): fold k (k = task id) appended to splits_final.json =
+               {train: task k's labeled cases, val: the same}; its label-1 predictions are mapped to k
+- supervised_multiclass  the same folds with plain nnUNetTrainer (K + 1 outputs; the first benchmark's baseline)
 - nounlabeled  nnUNetTrainerUniSeMi_NoUnlabeled (one multi-task network, labeled cases only)
 - unisemi      nnUNetTrainerUniSeMi (fold 0: labeled + unlabeled cases)
 - taskinfo     nnUNetTrainerUniSeMi_TaskInfo
@@ -69,13 +71,25 @@ ALL_TASKS = {
                               "labels": [2], "modality": "MRI", "case_slice": [104, None]},
 }
 METHODS = {  # method -> trainer base class
-    "supervised": "nnUNetTrainer",
+    "supervised": "nnUNetTrainer_TaskBinary",
+    "supervised_multiclass": "nnUNetTrainer",
     "nounlabeled": "nnUNetTrainerUniSeMi_NoUnlabeled",
     "unisemi": "nnUNetTrainerUniSeMi",
     "taskinfo": "nnUNetTrainerUniSeMi_TaskInfo",
+    # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
+    "meanteacher": "nnUNetTrainerMeanTeacher",
+    "bcp": "nnUNetTrainerBCP",
+    "unimeanteacher": "nnUNetTrainerUniMeanTeacher",
+    "unibcp": "nnUNetTrainerUniBCP",
 }
-METHOD_LABELS = {"supervised": "Supervised nnU-Net per task (VNet rows)", "nounlabeled": "UniSeMi_NoUnlabeled",
-                 "unisemi": "UniSeMi", "taskinfo": "UniSeMi_TaskInfo"}
+PER_TASK_METHODS = ("supervised", "supervised_multiclass", "meanteacher", "bcp")  # one model per task: fold k = task k
+METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)",
+                 "supervised_multiclass": "Supervised nnU-Net per task, K+1 outputs",
+                 "nounlabeled": "UniSeMi_NoUnlabeled",
+                 "unisemi": "UniSeMi", "taskinfo": "UniSeMi_TaskInfo",
+                 "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
+                 "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
+PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")
 CONFIGURATION = "3d_cpu"
 METRICS = (("dice", "Dice %", 100.0), ("jaccard", "Jaccard %", 100.0), ("asd", "ASD mm", 1.0),
            ("hd95", "95HD mm", 1.0))
@@ -317,16 +331,40 @@ def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method:
         assert tasks[k - 1] == task
         if all((out / f"{c}{ending}").is_file() for c in cases):
             continue
-        common = ["-i", str(inputs[task]), "-o", str(out), "-d", str(dataset_id), "-c", CONFIGURATION, "-tr", tr,
-                  "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_progress_bar", "--continue_prediction"]
-        if not args.tta:
-            common.append("--disable_tta")
-        if method == "supervised":
-            cmd = ["nnUNetv2_predict", *common, "-f", str(k)]
+        if method == "supervised":  # binary model: predict into a staging folder, then write label k
+            staging = out.parent / f"{method}_binary" / task
+            cmd = ["nnUNetv2_predict", *_predict_args(args, inputs[task], staging, dataset_id, tr), "-f", str(k)]
+            runner.run(f"{name}/seed{seed}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
+            relabel_binary_predictions(staging, out, cases, ending, k)
+            continue
+        common = _predict_args(args, inputs[task], out, dataset_id, tr)
+        if method in PLAIN_PREDICTOR_METHODS:
+            cmd = ["nnUNetv2_predict", *common, "-f", str(k if method in PER_TASK_METHODS else 0)]
         else:
             cmd = ["nnUNetv2_predict_unisemi", *common, "-f", "0", "-task", task]
         runner.run(f"{name}/seed{seed}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
     return out
+
+
+def _predict_args(args, inputs: Path, out: Path, dataset_id: int, trainer: str) -> list[str]:
+    common = ["-i", str(inputs), "-o", str(out), "-d", str(dataset_id), "-c", CONFIGURATION, "-tr", trainer,
+              "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_progress_bar", "--continue_prediction"]
+    return common if args.tta else [*common, "--disable_tta"]
+
+
+def relabel_binary_predictions(staging: Path, out: Path, cases: list[str], ending: str, label: int) -> None:
+    """Write a binary model's predictions (0/1) of task `label`'s cases into `out` with the task's label value."""
+    import SimpleITK as sitk  # noqa: PLC0415
+
+    out.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        img = sitk.ReadImage(str(staging / f"{case}{ending}"))
+        arr = sitk.GetArrayViewFromImage(img)
+        if arr.max() > 1:
+            raise RuntimeError(f"{staging / (case + ending)}: a binary model's prediction has label {arr.max()}")
+        relabeled = sitk.GetImageFromArray((arr * label).astype(arr.dtype))
+        relabeled.CopyInformation(img)
+        sitk.WriteImage(relabeled, str(out / f"{case}{ending}"), True)
 
 
 def evaluate(runner: Runner, name: str, seed: int, method: str, pred: Path) -> None:
@@ -473,7 +511,7 @@ def main(argv=None) -> int:
                     log(f"SKIP {name}/seed{seed}/{method}: another benchmark process is running it")
                     continue
                 try:
-                    folds = range(1, len(args.tasks) + 1) if method == "supervised" else [0]
+                    folds = range(1, len(args.tasks) + 1) if method in PER_TASK_METHODS else [0]
                     for fold in folds:
                         train(runner, args, name, ids[budget], seed, method, fold)
                     pred = predict(runner, args, name, ids[budget], seed, method, inputs, dataset_json)

@@ -130,3 +130,25 @@ def test_batched_matmul_equals_grouped_convolution():
         h = F.conv3d(h, w, b, groups=3)
         h = F.relu(h) if k < len(shapes) - 1 else h
     torch.testing.assert_close(grouped_dynamic_conv(x, params, shapes), h.reshape(3, 2, 5, 6, 7))
+
+
+def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
+    """At init each scale's head is a He-initialised static head (zero biases), modulated by prompt and context;
+    an SGD step on the controller moves a generated kernel by about a static kernel's step, not C times it."""
+    torch.manual_seed(3)
+    channels = 128
+    head = DynamicHead(channels, [8, 16], num_prompts=4, conv_op=nn.Conv3d)
+    pooled = torch.rand(6, channels)  # non-negative like pooled LeakyReLU features
+    params = head.generate_params(pooled, torch.tensor([[1], [2], [3], [4], [1], [2]]))[:, 0]
+    offset = 0
+    for _scale in range(2):
+        for cin, cout in head.layer_shapes:
+            w = params[:, offset: offset + cin * cout]
+            offset += cin * cout
+            assert 0.7 < w.std().item() / (2.0 / cin) ** 0.5 < 1.3
+            offset += cout
+    assert offset == params.shape[1]
+    # d(generated weight)/d(controller row) = the controller's input: its squared norm sets the kernel's step size
+    inputs = torch.cat((pooled * head.context_scale, F.one_hot(torch.tensor([0]), 4).float().expand(6, -1)), 1)
+    step_factor = 1 + inputs.pow(2).sum(1)  # the bias adds 1
+    assert step_factor.max().item() < 3  # unscaled: ~1 + channels / 3 = 44

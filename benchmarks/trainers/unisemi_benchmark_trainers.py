@@ -18,17 +18,59 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.nnUNetTrainerBCP import nnUNetTrainerBCP, nnUNetTrainerUniBCP
+from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (
+    nnUNetTrainerMeanTeacher,
+    nnUNetTrainerUniMeanTeacher,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
+from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
 # nnU-Net's CLIs set torch's threads to the number of CPUs before they import this module; when several benchmark
 # chains share the CPUs, UNISEMI_BENCH_THREADS=1 avoids oversubscribing them (OpenMP threads spin-wait).
 if os.environ.get("UNISEMI_BENCH_THREADS"):
     torch.set_num_threads(int(os.environ["UNISEMI_BENCH_THREADS"]))
 
-BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
-                   nnUNetTrainerUniSeMi_TaskInfo)
+
+
+class nnUNetTrainer_TaskBinary(nnUNetTrainer):
+    """Plain nnU-Net trained as a binary model of one task of the unified dataset: the paper's per-task "VNet" rows.
+
+    The benchmark's fold k (k = task id) holds task k's labeled cases; here the network gets 2 outputs
+    (background, task k) and the targets are (label == k). Without this, a plain nnU-Net on the unified dataset
+    has K + 1 outputs, and the Dice term (mean over the K foreground channels) of a single-task case is diluted by
+    the K - 1 channels that never occur. Predictions are exported with label 1 and mapped back to k by the benchmark.
+    """
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        info = UnifiedDatasetInfo.from_dataset_json(dataset_json)
+        if not 1 <= fold <= info.num_tasks:
+            raise ValueError(f"nnUNetTrainer_TaskBinary trains task k as fold k (1..{info.num_tasks}), got fold {fold}")
+        task = info.tasks[fold - 1]
+        binary_json = {key: value for key, value in dataset_json.items() if key != "labels"}
+        binary_json["labels"] = {"background": 0, task.name: 1}
+        super().__init__(plans, configuration, fold, binary_json, device)
+        self.task_value = task.id
+
+    def _binary(self, batch: dict) -> dict:
+        target = batch["target"]
+        to_binary = lambda t: (t == self.task_value).to(t.dtype)  # noqa: E731
+        batch["target"] = [to_binary(t) for t in target] if isinstance(target, list) else to_binary(target)
+        return batch
+
+    def train_step(self, batch: dict) -> dict:
+        return super().train_step(self._binary(batch))
+
+    def validation_step(self, batch: dict) -> dict:
+        return super().validation_step(self._binary(batch))
+
+
+BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
+                   nnUNetTrainerUniSeMi_TaskInfo, nnUNetTrainerMeanTeacher, nnUNetTrainerBCP,
+                   nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

@@ -77,6 +77,23 @@ class DynamicHead(nn.Module):
         self.layer_shapes = dynamic_layer_shapes(head_channels, [head_channels] * num_hidden_layers, num_classes)
         self.params_per_scale = num_dynamic_params(self.layer_shapes)
         self.controller = nn.Linear(bottleneck_channels + num_prompts, self.params_per_scale * len(decoder_channels))
+        # The pooled vector has C entries of similar sign and size, so an SGD step on the controller moves every
+        # generated kernel by about C times the step of a static kernel (C = 128: the head diverged in short CPU
+        # runs, and the encoder got most of its gradient through the pooling). Scaling the pooled vector by
+        # 1/sqrt(C) gives the generated kernels a static layer's step size (docs/BENCHMARKS.md, "Head").
+        self.context_scale = bottleneck_channels ** -0.5
+        self._init_controller_bias()
+
+    def _init_controller_bias(self) -> None:
+        """Start every scale's head as nnU-Net's He-initialised static layers (zero biases); the prompt and the
+        context learn to modulate them. With the default init the generated kernels were ~0.5x He scale, so the
+        three dynamic layers passed ~1/17 of a static head's gradient back to the decoder."""
+        chunks = []
+        for cin, cout in self.layer_shapes:
+            chunks.append(torch.randn(cout * cin) * (2.0 / cin) ** 0.5)
+            chunks.append(torch.zeros(cout))
+        with torch.no_grad():
+            self.controller.bias.copy_(torch.cat(chunks).repeat(len(self.pre_dynamic)))
 
     def generate_params(self, pooled: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """Eq. 1: kernels for each (sample, prompt). pooled: (B, C), prompts: (B, P) ids in 1..num_prompts.
@@ -86,7 +103,7 @@ class DynamicHead(nn.Module):
         if prompts.min() < 1 or prompts.max() > self.num_prompts:
             raise ValueError(f"prompt ids must be in 1..{self.num_prompts}, got {prompts.unique().tolist()}")
         one_hot = F.one_hot(prompts - 1, self.num_prompts).to(pooled.dtype)  # (B, P, num_prompts)
-        pooled = pooled[:, None, :].expand(-1, prompts.shape[1], -1)
+        pooled = (pooled * self.context_scale)[:, None, :].expand(-1, prompts.shape[1], -1)
         return self.controller(torch.cat((pooled, one_hot), dim=-1))
 
     def forward(self, pooled: torch.Tensor, decoder_features: Sequence[torch.Tensor], prompts: torch.Tensor):
