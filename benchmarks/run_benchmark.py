@@ -28,12 +28,12 @@ Layout (everything under --root, default benchmark_runs/ in the repository, git-
 
     nnUNet_raw/, nnUNet_preprocessed/            shared by all seeds
     Dataset<id>_<name>/test_inputs/<task>/        symlinks to that task's test images
-    Dataset<id>_<name>/seed<s>/results/           nnUNet_results of that seed
-    Dataset<id>_<name>/seed<s>/pred/<method>/     test predictions (all tasks in one folder)
-    Dataset<id>_<name>/seed<s>/eval/<method>/     summary.json, metrics_per_case.csv, summary.md
+    Dataset<id>_<name>/iter<N>/seed<s>/results/        nnUNet_results of that seed and iteration budget
+    Dataset<id>_<name>/iter<N>/seed<s>/pred/<method>/  test predictions (all tasks in one folder)
+    Dataset<id>_<name>/iter<N>/seed<s>/eval/<method>/  summary.json, metrics_per_case.csv, summary.md
     logs/                                         one log file per step
     ledger.json                                   wall time of every step that ran
-    results.md, results.json                      the aggregated tables (mean +- std over seeds)
+    results_iter<N>.md, results_iter<N>.json      the aggregated tables (mean +- std over seeds)
 
 The script resumes: a training with checkpoint_final.pth, a prediction folder holding every expected file and an
 evaluation with summary.json are skipped; a training with only checkpoint_latest.pth continues (`--c`).
@@ -308,8 +308,17 @@ def trainer_name(method: str, iterations: int) -> str:
     return f"{METHODS[method]}_bench{iterations}"
 
 
+def run_key(args, name: str, seed: int) -> str:
+    """One seed of one iteration budget: results, predictions and evaluations live under root/<run_key>."""
+    return f"{name}/iter{args.iterations}/seed{seed}"
+
+
+def seed_dir(runner: Runner, args, name: str, seed: int) -> Path:
+    return runner.root / run_key(args, name, seed)
+
+
 def train(runner: Runner, args, name: str, dataset_id: int, seed: int, method: str, fold: int) -> None:
-    results = runner.root / name / f"seed{seed}" / "results"
+    results = seed_dir(runner, args, name, seed) / "results"
     tr = trainer_name(method, args.iterations)
     fold_dir = results / name / f"{tr}__nnUNetPlans__{CONFIGURATION}" / f"fold_{fold}"
     if (fold_dir / "checkpoint_final.pth").is_file():
@@ -317,13 +326,14 @@ def train(runner: Runner, args, name: str, dataset_id: int, seed: int, method: s
     cmd = ["nnUNetv2_train", str(dataset_id), CONFIGURATION, str(fold), "-tr", tr, "-device", "cpu"]
     if (fold_dir / "checkpoint_latest.pth").is_file():
         cmd.append("--c")
-    runner.run(f"{name}/seed{seed}/{method}/train_fold{fold}", cmd, results=results, iterations=args.iterations)
+    runner.run(f"{run_key(args, name, seed)}/{method}/train_fold{fold}", cmd, results=results,
+               iterations=args.iterations)
 
 
 def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method: str,
             inputs: dict[str, Path], dataset_json: dict) -> Path:
-    results = runner.root / name / f"seed{seed}" / "results"
-    out = runner.root / name / f"seed{seed}" / "pred" / method
+    results = seed_dir(runner, args, name, seed) / "results"
+    out = seed_dir(runner, args, name, seed) / "pred" / method
     tr = trainer_name(method, args.iterations)
     ending = dataset_json["file_ending"]
     tasks = [t["name"] for t in dataset_json["unisemi"]["tasks"]]
@@ -334,7 +344,7 @@ def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method:
         if method == "supervised":  # binary model: predict into a staging folder, then write label k
             staging = out.parent / f"{method}_binary" / task
             cmd = ["nnUNetv2_predict", *_predict_args(args, inputs[task], staging, dataset_id, tr), "-f", str(k)]
-            runner.run(f"{name}/seed{seed}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
+            runner.run(f"{run_key(args, name, seed)}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
             relabel_binary_predictions(staging, out, cases, ending, k)
             continue
         common = _predict_args(args, inputs[task], out, dataset_id, tr)
@@ -342,7 +352,7 @@ def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method:
             cmd = ["nnUNetv2_predict", *common, "-f", str(k if method in PER_TASK_METHODS else 0)]
         else:
             cmd = ["nnUNetv2_predict_unisemi", *common, "-f", "0", "-task", task]
-        runner.run(f"{name}/seed{seed}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
+        runner.run(f"{run_key(args, name, seed)}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
     return out
 
 
@@ -367,14 +377,14 @@ def relabel_binary_predictions(staging: Path, out: Path, cases: list[str], endin
         sitk.WriteImage(relabeled, str(out / f"{case}{ending}"), True)
 
 
-def evaluate(runner: Runner, name: str, seed: int, method: str, pred: Path) -> None:
+def evaluate(runner: Runner, args, name: str, seed: int, method: str, pred: Path) -> None:
     from nnunetv2_unisemi.evaluation.evaluate import evaluate_folder  # noqa: PLC0415
 
-    out = runner.root / name / f"seed{seed}" / "eval" / method
+    out = seed_dir(runner, args, name, seed) / "eval" / method
     if (out / "summary.json").is_file():
         return
     raw = runner.raw / name
-    runner.timed(f"{name}/seed{seed}/{method}/evaluate",
+    runner.timed(f"{run_key(args, name, seed)}/{method}/evaluate",
                  lambda: evaluate_folder(raw / "labelsTs", pred, dataset_json=raw / "dataset.json", output_dir=out,
                                          num_processes=1, verbose=False),
                  f"evaluate_folder({raw / 'labelsTs'}, {pred}, output_dir={out})")
@@ -402,11 +412,11 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
         data[name] = {}
         for method in METHODS:
             summaries = {}
-            for seed_dir in sorted((runner.root / name).glob("seed*")):
-                f = seed_dir / "eval" / method / "summary.json"
-                if f.is_file() and (seed_dir / "results" / name /
+            for run in sorted((runner.root / name / f"iter{args.iterations}").glob("seed*")):
+                f = run / "eval" / method / "summary.json"
+                if f.is_file() and (run / "results" / name /
                                     f"{trainer_name(method, args.iterations)}__nnUNetPlans__{CONFIGURATION}").is_dir():
-                    summaries[seed_dir.name] = json.loads(f.read_text())
+                    summaries[run.name] = json.loads(f.read_text())
             if not summaries:
                 continue
             task_names = list(next(iter(summaries.values()))["tasks"])
@@ -453,8 +463,8 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
                      f"last end: {span / 3600:.2f} h ({os.cpu_count()} CPU cores; steps of two chains may overlap; "
                      f"runs killed and resumed count only their resumed part).")
     text = "\n".join(lines) + "\n"
-    (runner.root / "results.md").write_text(text)
-    (runner.root / "results.json").write_text(json.dumps(data, indent=2))
+    (runner.root / f"results_iter{args.iterations}.md").write_text(text)
+    (runner.root / f"results_iter{args.iterations}.json").write_text(json.dumps(data, indent=2))
     return text
 
 
@@ -506,7 +516,7 @@ def main(argv=None) -> int:
         inputs = make_test_inputs(runner, name, dataset_json)
         for seed in args.seeds:
             for method in args.methods:
-                lock = RunLock(runner.root, f"{name}/seed{seed}/{method}")
+                lock = RunLock(runner.root, f"{run_key(args, name, seed)}/{method}")
                 if not lock.acquire():
                     log(f"SKIP {name}/seed{seed}/{method}: another benchmark process is running it")
                     continue
@@ -515,7 +525,7 @@ def main(argv=None) -> int:
                     for fold in folds:
                         train(runner, args, name, ids[budget], seed, method, fold)
                     pred = predict(runner, args, name, ids[budget], seed, method, inputs, dataset_json)
-                    evaluate(runner, name, seed, method, pred)
+                    evaluate(runner, args, name, seed, method, pred)
                 except RuntimeError as e:
                     failures.append(str(e))
                     log(f"ERROR {e}")
