@@ -1,0 +1,81 @@
+"""The real-data benchmark's own pieces (benchmarks/): the binary per-task supervised baseline and its relabelling."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(relative: str, module_name: str):
+    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_trainers():
+    return _load("benchmarks/trainers/unisemi_benchmark_trainers.py", "_bench_trainers")
+
+
+@pytest.fixture(scope="module")
+def run_benchmark():
+    return _load("benchmarks/run_benchmark.py", "_bench_run")
+
+
+def _plans_and_dataset(demo):
+    pre = next(Path(demo["env"]["nnUNet_preprocessed"]).glob(f"Dataset{demo['dataset_id']}_*"))
+    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False  # set by nnU-Net's run_training before it builds a trainer (2.8)
+    return plans, json.loads((pre / "dataset.json").read_text())
+
+
+def test_task_binary_trainer_trains_task_k_of_fold_k_as_foreground_vs_rest(demo, bench_trainers, monkeypatch,
+                                                                           tmp_path):
+    # nnU-Net 2.8 reads its folders from the environment when it uses them
+    monkeypatch.setenv("nnUNet_preprocessed", demo["env"]["nnUNet_preprocessed"])
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    plans, dataset_json = _plans_and_dataset(demo)
+    task = demo["info"].tasks[1]
+    trainer = bench_trainers.nnUNetTrainer_TaskBinary(plans, demo["config"], task.id, dataset_json,
+                                                      torch.device("cpu"))
+    assert trainer.label_manager.num_segmentation_heads == 2
+    assert trainer.label_manager.ignore_label is None
+    assert trainer.dataset_json["labels"] == {"background": 0, task.name: 1}
+    assert "labels" in dataset_json and len(dataset_json["labels"]) > 2  # the caller's dict is not modified
+    # targets of the unified label map (other tasks' values, the ignore value) become task k vs everything else
+    ignore = demo["info"].ignore_label
+    target = torch.tensor([0, 1, 2, 3, ignore], dtype=torch.int16).view(1, 1, 5)
+    batch = trainer._binary({"target": [target, target[..., :2]]})
+    assert batch["target"][0].flatten().tolist() == [0, 0, 1, 0, 0]
+    assert batch["target"][1].flatten().tolist() == [0, 0]
+    plans, dataset_json = _plans_and_dataset(demo)
+    with pytest.raises(ValueError, match="fold"):
+        bench_trainers.nnUNetTrainer_TaskBinary(plans, demo["config"], 0, dataset_json, torch.device("cpu"))
+
+
+def test_binary_predictions_are_written_with_the_task_value(run_benchmark, tmp_path):
+    staging, out = tmp_path / "staging", tmp_path / "out"
+    staging.mkdir()
+    arr = np.zeros((4, 5, 6), np.uint8)
+    arr[1:3, 2:4, 3:5] = 1
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.7, 0.8, 2.5))
+    img.SetOrigin((1.0, -2.0, 3.0))
+    sitk.WriteImage(img, str(staging / "case_a.nii.gz"))
+    run_benchmark.relabel_binary_predictions(staging, out, ["case_a"], ".nii.gz", 3)
+    written = sitk.ReadImage(str(out / "case_a.nii.gz"))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(written), arr * 3)
+    assert written.GetSpacing() == pytest.approx((0.7, 0.8, 2.5))
+    assert written.GetOrigin() == pytest.approx((1.0, -2.0, 3.0))
+    arr[0, 0, 0] = 2
+    bad = sitk.GetImageFromArray(arr)
+    sitk.WriteImage(bad, str(staging / "case_b.nii.gz"))
+    with pytest.raises(RuntimeError, match="case_b.nii.gz"):
+        run_benchmark.relabel_binary_predictions(staging, out, ["case_b"], ".nii.gz", 3)
