@@ -16,6 +16,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (  # noq
     nnUNetTrainerMeanTeacher,
     nnUNetTrainerUniMeanTeacher,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda import (  # noqa: F401
+    nnUNetTrainerUniSeMi_ConstantLambda,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # noqa: F401
     nnUNetTrainerUniSeMi_RandomCubesMask,
     nnUNetTrainerUniSeMi_SliceMask,
