@@ -31,3 +31,24 @@ def test_unlabeled_loss_is_soft_dice():
     loss = UnlabeledConsistencyLoss()
     assert loss(agree, p_agg) < 1e-3
     assert loss(disagree, p_agg) > 0.99
+
+
+def test_unlabeled_weight_ramps_up_over_the_first_40_percent_of_epochs():
+    import types
+
+    import numpy as np
+    import pytest
+
+    from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+
+    trainer = types.SimpleNamespace(unlabeled_loss_weight=2.0, unlabeled_rampup_fraction=0.4, num_epochs=20)
+    weights = []
+    for epoch in range(20):
+        trainer.current_epoch = epoch
+        weights.append(nnUNetTrainerUniSeMi.current_unlabeled_weight(trainer))
+    assert weights[0] == pytest.approx(2.0 * np.exp(-5))
+    assert all(a < b for a, b in zip(weights[:8], weights[1:9]))  # rising until epoch 8 = 40% of 20
+    assert weights[8:] == [2.0] * 12
+    trainer.unlabeled_rampup_fraction = 0.0  # what the ConstantLambda variant sets
+    trainer.current_epoch = 0
+    assert nnUNetTrainerUniSeMi.current_unlabeled_weight(trainer) == 2.0
