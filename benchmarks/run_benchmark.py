@@ -444,9 +444,9 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
         # wall times of this dataset's steps
         rows = {}
         for key, e in ledger.items():
-            if not key.startswith(name + "/seed") or e.get("status") != "ok":
+            if not key.startswith(f"{name}/iter{args.iterations}/seed") or e.get("status") != "ok":
                 continue
-            _, seed, method, step = key.split("/")
+            _, _, seed, method, step = key.split("/")
             kind = "train" if step.startswith("train") else "predict" if step.startswith("predict") else "evaluate"
             rows.setdefault((method, seed), {}).setdefault(kind, 0.0)
             rows[(method, seed)][kind] += e["wall_s"]
@@ -456,12 +456,14 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
                 lines.append(f"| {method} | {seed} | {t.get('train', 0):.0f} | {t.get('predict', 0):.0f} | "
                              f"{t.get('evaluate', 0):.0f} |")
             lines.append("")
-    total = sum(e["wall_s"] for e in ledger.values())
-    if ledger:
-        ends = [datetime.datetime.fromisoformat(e["finished"]) for e in ledger.values()]
-        starts = [end - datetime.timedelta(seconds=e["wall_s"]) for end, e in zip(ends, ledger.values())]
+    steps = [e for key, e in ledger.items() if f"/iter{args.iterations}/" in key]  # this budget's runs
+    total = sum(e["wall_s"] for e in steps)
+    if steps:
+        ends = [datetime.datetime.fromisoformat(e["finished"]) for e in steps]
+        starts = [end - datetime.timedelta(seconds=e["wall_s"]) for end, e in zip(ends, steps)]
         span = (max(ends) - min(starts)).total_seconds()
-        lines.append(f"Sum of the wall times of all recorded steps (ledger.json): {total / 3600:.2f} h; first start to "
+        lines.append(f"Sum of the wall times of the recorded training, prediction and evaluation steps at "
+                     f"{args.iterations} iterations (ledger.json): {total / 3600:.2f} h; first start to "
                      f"last end: {span / 3600:.2f} h ({os.cpu_count()} CPU cores; steps of two chains may overlap; "
                      f"runs killed and resumed count only their resumed part).")
     text = "\n".join(lines) + "\n"
