@@ -26,9 +26,9 @@ def num_dynamic_params(layer_shapes: Sequence[tuple[int, int]]) -> int:
 
 
 def grouped_dynamic_conv(
-    x: torch.Tensor, params: torch.Tensor, layer_shapes: Sequence[tuple[int, int]]
+    x: torch.Tensor, params: torch.Tensor, layer_shapes: Sequence[tuple[int, int]], negative_slope: float = 0.0
 ) -> torch.Tensor:
-    """Apply per-sample 1x1(x1) conv layers with ReLU in between.
+    """Apply per-sample 1x1(x1) conv layers with ReLU (LeakyReLU if negative_slope > 0) in between.
 
     x: (G, C_in, *spatial) features, params: (G, num_dynamic_params) generated weights and biases, one row per
     sample. Returns (G, C_out, *spatial).
@@ -47,7 +47,7 @@ def grouped_dynamic_conv(
         offset += cout
         h = torch.baddbmm(b, w, h)
         if i < len(layer_shapes) - 1:
-            h = F.relu(h)
+            h = F.leaky_relu(h, negative_slope) if negative_slope else F.relu(h)
     return h.reshape(n_groups, layer_shapes[-1][1], *spatial)
 
 
@@ -68,9 +68,12 @@ class DynamicHead(nn.Module):
         head_channels: int = 8,
         num_hidden_layers: int = 2,
         num_classes: int = 2,
+        negative_slope: float = 0.0,
     ):
         super().__init__()
         self.num_prompts = num_prompts
+        # 0: ReLU between the dynamic layers (paper / DoDNet); > 0: LeakyReLU (see nnUNetTrainerUniSeMi_LeakyHead)
+        self.negative_slope = negative_slope
         self.num_classes = num_classes
         # a fixed 1x1x1 conv reduces each scale's features to the few channels the dynamic layers work on
         self.pre_dynamic = nn.ModuleList(conv_op(c, head_channels, 1) for c in decoder_channels)
@@ -123,6 +126,6 @@ class DynamicHead(nn.Module):
             p = params[..., s * self.params_per_scale: (s + 1) * self.params_per_scale].reshape(
                 n_samples * n_prompts, -1
             )
-            logits = grouped_dynamic_conv(expanded, p, self.layer_shapes)
+            logits = grouped_dynamic_conv(expanded, p, self.layer_shapes, self.negative_slope)
             per_scale.append(logits.reshape(n_samples, n_prompts, *logits.shape[1:]))
         return per_scale

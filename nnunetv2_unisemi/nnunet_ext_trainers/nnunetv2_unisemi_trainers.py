@@ -19,6 +19,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (  # noq
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda import (  # noqa: F401
     nnUNetTrainerUniSeMi_ConstantLambda,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import (  # noqa: F401
+    nnUNetTrainerUniSeMi_LeakyHead,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # noqa: F401
     nnUNetTrainerUniSeMi_RandomCubesMask,
     nnUNetTrainerUniSeMi_SliceMask,
