@@ -18,7 +18,7 @@ def tiny_network(num_prompts: int = 4, deep_supervision: bool = True, seed: int 
     return UniSeMiNetwork(backbone.encoder, backbone.decoder, num_prompts).eval()
 
 
-def reference_dynamic_conv(x, params, layer_shapes):
+def reference_dynamic_conv(x, params, layer_shapes, negative_slope=0.0):
     """Sample by sample, plain convs with the sample's own weights."""
     outs = []
     for i in range(x.shape[0]):
@@ -30,7 +30,7 @@ def reference_dynamic_conv(x, params, layer_shapes):
             offset += cout
             h = F.conv3d(h, w, b)
             if k < len(layer_shapes) - 1:
-                h = F.relu(h)
+                h = F.leaky_relu(h, negative_slope)
         outs.append(h)
     return torch.cat(outs)
 
@@ -41,6 +41,9 @@ def test_grouped_dynamic_conv_equals_per_sample_reference():
     x = torch.randn(5, 8, 6, 7, 5)
     params = torch.randn(5, sum(i * o + o for i, o in shapes))
     torch.testing.assert_close(grouped_dynamic_conv(x, params, shapes), reference_dynamic_conv(x, params, shapes))
+    leaky = grouped_dynamic_conv(x, params, shapes, negative_slope=0.01)
+    torch.testing.assert_close(leaky, reference_dynamic_conv(x, params, shapes, 0.01))
+    assert not torch.allclose(leaky, grouped_dynamic_conv(x, params, shapes))
 
 
 def test_head_generates_different_kernels_per_prompt_and_sample():
