@@ -83,14 +83,14 @@ class DynamicHead(nn.Module):
         # The pooled vector has C entries of similar sign and size, so an SGD step on the controller moves every
         # generated kernel by about C times the step of a static kernel (C = 128: the head diverged in short CPU
         # runs, and the encoder got most of its gradient through the pooling). Scaling the pooled vector by
-        # 1/sqrt(C) gives the generated kernels a static layer's step size (docs/BENCHMARKS.md, "Head").
+        # 1/sqrt(C) gives the generated kernels a static layer's step size (docs/BENCHMARKS.md, "What was tried").
         self.context_scale = bottleneck_channels ** -0.5
         self._init_controller_bias()
 
     def _init_controller_bias(self) -> None:
         """Start every scale's head as nnU-Net's He-initialised static layers (zero biases); the prompt and the
         context learn to modulate them. With the default init the generated kernels were ~0.5x He scale, so the
-        three dynamic layers passed ~1/17 of a static head's gradient back to the decoder."""
+        three dynamic layers passed ~1/15 of a static head's gradient back to the decoder."""
         chunks = []
         for cin, cout in self.layer_shapes:
             chunks.append(torch.randn(cout * cin) * (2.0 / cin) ** 0.5)
