@@ -22,6 +22,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda impo
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import (  # noqa: F401
     nnUNetTrainerUniSeMi_LeakyHead,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LinearHead import (  # noqa: F401
+    nnUNetTrainerUniSeMi_LinearHead,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # noqa: F401
     nnUNetTrainerUniSeMi_RandomCubesMask,
     nnUNetTrainerUniSeMi_SliceMask,
