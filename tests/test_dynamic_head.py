@@ -155,3 +155,30 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
     inputs = torch.cat((pooled * head.context_scale, F.one_hot(torch.tensor([0]), 4).float().expand(6, -1)), 1)
     step_factor = 1 + inputs.pow(2).sum(1)  # the bias adds 1
     assert step_factor.max().item() < 3  # unscaled: ~1 + channels / 3 = 44
+
+
+def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxel():
+    """nnUNetTrainerUniSeMi_LinearHead (Eq. 2 as written): one generated convolution, so every voxel's logits are a
+    linear function of its features, and every voxel passes gradient back to the decoder (a ReLU head whose hidden
+    units are all off at a voxel passes none)."""
+    torch.manual_seed(4)
+    head = DynamicHead(16, [8], num_prompts=3, conv_op=nn.Conv3d, num_hidden_layers=0)
+    assert head.layer_shapes == [(8, 2)]
+    pooled, feats = torch.randn(2, 16), torch.randn(2, 8, 5, 6, 4, requires_grad=True)
+    prompts = torch.tensor([[1], [3]])
+    logits = head(pooled, [feats], prompts)[0][:, 0]
+    params = head.generate_params(pooled, prompts)[:, 0]
+    reduced = head.pre_dynamic[0](feats)
+    w, b = params[:, :16].reshape(2, 2, 8), params[:, 16:18]
+    torch.testing.assert_close(logits, torch.einsum("goc,gcxyz->goxyz", w, reduced) + b[..., None, None, None])
+    (grad,) = torch.autograd.grad(logits[:, 1].sum(), feats)
+    assert (grad.abs().sum(1) > 0).all()
+    # the same check on a ReLU head with its hidden units switched off: no gradient at all
+    relu_head = DynamicHead(16, [8], num_prompts=3, conv_op=nn.Conv3d)
+    with torch.no_grad():
+        relu_head.controller.weight.zero_()
+        relu_head.controller.bias.zero_()
+        relu_head.controller.bias[-2:] = torch.tensor([0.0, 1.8])  # final bias only: p_fg = sigmoid(1.8) everywhere
+    out = relu_head(pooled, [feats], prompts)[0][:, 0]
+    (grad,) = torch.autograd.grad(out[:, 1].sum(), feats)
+    assert grad.abs().max() == 0 and torch.allclose(out.softmax(1)[:, 1], torch.sigmoid(torch.tensor(1.8)))
