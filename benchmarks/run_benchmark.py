@@ -78,7 +78,7 @@ METHODS = {  # method -> trainer base class
     "taskinfo": "nnUNetTrainerUniSeMi_TaskInfo",
     "unisemi_constant_lambda": "nnUNetTrainerUniSeMi_ConstantLambda",
     "unisemi_leaky_head": "nnUNetTrainerUniSeMi_LeakyHead",
-    "unisemi_linear_head": "nnUNetTrainerUniSeMi_LinearHead",
+    "unisemi_mlp_head": "nnUNetTrainerUniSeMi_MLPHead",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -91,8 +91,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                  "nounlabeled": "UniSeMi_NoUnlabeled",
                  "unisemi": "UniSeMi", "taskinfo": "UniSeMi_TaskInfo",
                  "unisemi_constant_lambda": "UniSeMi, lambda = 1 from the start",
-                 "unisemi_leaky_head": "UniSeMi, LeakyReLU in the dynamic head",
-                 "unisemi_linear_head": "UniSeMi, one dynamic conv as in Eq. 2 (no hidden layers)",
+                 "unisemi_leaky_head": "UniSeMi, DoDNet's 3-layer head with LeakyReLU",
+                 "unisemi_mlp_head": "UniSeMi, DoDNet's 3-layer ReLU head (the default before 2026-11-28)",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

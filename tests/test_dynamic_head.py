@@ -158,11 +158,11 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
 
 
 def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxel():
-    """nnUNetTrainerUniSeMi_LinearHead (Eq. 2 as written): one generated convolution, so every voxel's logits are a
+    """The default head (Eq. 2 as written): one generated convolution, so every voxel's logits are a
     linear function of its features, and every voxel passes gradient back to the decoder (a ReLU head whose hidden
     units are all off at a voxel passes none)."""
     torch.manual_seed(4)
-    head = DynamicHead(16, [8], num_prompts=3, conv_op=nn.Conv3d, num_hidden_layers=0)
+    head = DynamicHead(16, [8], num_prompts=3, conv_op=nn.Conv3d)
     assert head.layer_shapes == [(8, 2)]
     pooled, feats = torch.randn(2, 16), torch.randn(2, 8, 5, 6, 4, requires_grad=True)
     prompts = torch.tensor([[1], [3]])
@@ -173,8 +173,8 @@ def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxe
     torch.testing.assert_close(logits, torch.einsum("goc,gcxyz->goxyz", w, reduced) + b[..., None, None, None])
     (grad,) = torch.autograd.grad(logits[:, 1].sum(), feats)
     assert (grad.abs().sum(1) > 0).all()
-    # the same check on a ReLU head with its hidden units switched off: no gradient at all
-    relu_head = DynamicHead(16, [8], num_prompts=3, conv_op=nn.Conv3d)
+    # the same check on DoDNet's ReLU head (nnUNetTrainerUniSeMi_MLPHead) with its hidden units off: no gradient
+    relu_head = DynamicHead(16, [8], num_prompts=3, conv_op=nn.Conv3d, num_hidden_layers=2)
     with torch.no_grad():
         relu_head.controller.weight.zero_()
         relu_head.controller.bias.zero_()

@@ -25,7 +25,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda import nnUNetTrainerUniSeMi_ConstantLambda
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import nnUNetTrainerUniSeMi_LeakyHead
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LinearHead import nnUNetTrainerUniSeMi_LinearHead
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
@@ -74,7 +74,7 @@ class nnUNetTrainer_TaskBinary(nnUNetTrainer):
 BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
                    nnUNetTrainerUniSeMi_TaskInfo, nnUNetTrainerUniSeMi_ConstantLambda, nnUNetTrainerMeanTeacher,
                    nnUNetTrainerBCP, nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP, nnUNetTrainerUniSeMi_LeakyHead,
-                   nnUNetTrainerUniSeMi_LinearHead)
+                   nnUNetTrainerUniSeMi_MLPHead)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

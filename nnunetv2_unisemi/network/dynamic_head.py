@@ -1,7 +1,8 @@
 """Task-prompted dynamic segmentation head (paper Eq. 1-2, DoDNet-style).
 
-A controller maps [GAP(bottleneck features), one-hot prompt] to the weights and biases of a few 1x1x1 dynamic
-conv layers; those layers turn the decoder's output features into 2 logits (background, target). Each sample gets
+A controller maps [GAP(bottleneck features), one-hot prompt] to the weights and biases of a 1x1x1 dynamic conv
+(Eq. 2: one convolution by default; DoDNet's three layers with ReLU in between as an option) that turns the
+decoder's output features into 2 logits (background, target). Each sample gets
 its own kernels, applied as one grouped 1x1x1 convolution (groups = samples, computed as a batched matrix product),
 so there is no Python loop over samples.
 """
@@ -66,13 +67,13 @@ class DynamicHead(nn.Module):
         num_prompts: int,
         conv_op: type[nn.Module] = nn.Conv3d,
         head_channels: int = 8,
-        num_hidden_layers: int = 2,
+        num_hidden_layers: int = 0,
         num_classes: int = 2,
         negative_slope: float = 0.0,
     ):
         super().__init__()
         self.num_prompts = num_prompts
-        # 0: ReLU between the dynamic layers (paper / DoDNet); > 0: LeakyReLU (see nnUNetTrainerUniSeMi_LeakyHead)
+        # hidden layers (DoDNet: 2, nnUNetTrainerUniSeMi_MLPHead) use ReLU, or LeakyReLU with this slope if > 0
         self.negative_slope = negative_slope
         self.num_classes = num_classes
         # a fixed 1x1x1 conv reduces each scale's features to the few channels the dynamic layers work on

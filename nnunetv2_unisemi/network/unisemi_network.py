@@ -31,7 +31,7 @@ class BackboneFeatures:
 
 class UniSeMiNetwork(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, num_prompts: int, head_channels: int = 8,
-                 head_negative_slope: float = 0.0, head_hidden_layers: int = 2):
+                 head_negative_slope: float = 0.0, head_hidden_layers: int = 0):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder  # nnU-Net toggles deep supervision through `network.decoder.deep_supervision`
@@ -113,7 +113,7 @@ def build_unisemi_network(
     num_prompts: int,
     enable_deep_supervision: bool = True,
     head_negative_slope: float = 0.0,
-    head_hidden_layers: int = 2,
+    head_hidden_layers: int = 0,
 ) -> UniSeMiNetwork:
     """The planned backbone (same class, kwargs and init as nnU-Net's) wrapped with the dynamic head."""
     backbone = get_network_from_plans(

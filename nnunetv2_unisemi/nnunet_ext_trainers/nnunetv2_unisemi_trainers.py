@@ -22,12 +22,12 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda impo
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import (  # noqa: F401
     nnUNetTrainerUniSeMi_LeakyHead,
 )
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LinearHead import (  # noqa: F401
-    nnUNetTrainerUniSeMi_LinearHead,
-)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # noqa: F401
     nnUNetTrainerUniSeMi_RandomCubesMask,
     nnUNetTrainerUniSeMi_SliceMask,
+)
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import (  # noqa: F401
+    nnUNetTrainerUniSeMi_MLPHead,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import (  # noqa: F401
     nnUNetTrainerUniSeMi_NoUnlabeled,

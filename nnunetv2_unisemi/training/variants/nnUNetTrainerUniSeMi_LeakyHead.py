@@ -1,4 +1,5 @@
-"""UniSeMi with LeakyReLU (nnU-Net's slope 0.01) between the dynamic head's layers instead of ReLU.
+"""UniSeMi with DoDNet's three-layer dynamic head (nnUNetTrainerUniSeMi_MLPHead), LeakyReLU (slope 0.01) instead
+of ReLU between its layers.
 
 With ReLU, a voxel where every hidden unit of the last dynamic layer is off gets the logit of the final bias alone,
 the same in every image. In the CPU benchmark the trained heads encoded "foreground" that way, so each prompt's
@@ -17,6 +18,7 @@ from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 
 class nnUNetTrainerUniSeMi_LeakyHead(nnUNetTrainerUniSeMi):
     head_negative_slope = 1e-2
+    head_hidden_layers = 2
 
     @staticmethod
     def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
@@ -24,4 +26,5 @@ class nnUNetTrainerUniSeMi_LeakyHead(nnUNetTrainerUniSeMi):
                                    enable_deep_supervision: bool = True) -> nn.Module:
         return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision,
-                                     head_negative_slope=nnUNetTrainerUniSeMi_LeakyHead.head_negative_slope)
+                                     head_negative_slope=nnUNetTrainerUniSeMi_LeakyHead.head_negative_slope,
+                                     head_hidden_layers=nnUNetTrainerUniSeMi_LeakyHead.head_hidden_layers)
