@@ -38,8 +38,13 @@ def main(checkpoint: str, cases_per_task: int = 2) -> None:
     plans = PlansManager(str(PREPROCESSED / "nnUNetPlans.json"))
     info = json.loads((PREPROCESSED / "dataset.json").read_text())["unisemi"]
     num_prompts = len(info["tasks"]) + 1
-    net = build_unisemi_network(plans, plans.get_configuration("3d_cpu"), 1, num_prompts, False)
-    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"])
+    weights = torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"]
+    for hidden_layers in (0, 2):  # the default one-conv head, or the three-layer one of nnUNetTrainerUniSeMi_MLPHead
+        net = build_unisemi_network(plans, plans.get_configuration("3d_cpu"), 1, num_prompts, False,
+                                    head_hidden_layers=hidden_layers)
+        if net.state_dict()["head.controller.weight"].shape == weights["head.controller.weight"].shape:
+            break
+    net.load_state_dict(weights)
     net.eval()
     prompts = torch.arange(1, num_prompts + 1)[None]
     for task in range(1, num_prompts):
