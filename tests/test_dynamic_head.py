@@ -182,3 +182,30 @@ def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxe
     out = relu_head(pooled, [feats], prompts)[0][:, 0]
     (grad,) = torch.autograd.grad(out[:, 1].sum(), feats)
     assert grad.abs().max() == 0 and torch.allclose(out.softmax(1)[:, 1], torch.sigmoid(torch.tensor(1.8)))
+
+
+def test_trainers_build_the_head_they_name():
+    """nnUNetTrainerUniSeMi: one dynamic conv (Eq. 2); _MLPHead and _LeakyHead: DoDNet's three layers."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import nnUNetTrainerUniSeMi_LeakyHead
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
+
+    arch = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+            "arch_kwargs": {"n_stages": 3, "features_per_stage": [4, 8, 16], "conv_op": "torch.nn.modules.conv.Conv3d",
+                            "kernel_sizes": [[3, 3, 3]] * 3, "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2]],
+                            "n_conv_per_stage": [1, 1, 1], "n_conv_per_stage_decoder": [1, 1], "conv_bias": True,
+                            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                            "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None,
+                            "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+                            "nonlin_kwargs": {"inplace": True}},
+            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}
+    plans = PlansManager({"dataset_name": "d", "plans_name": "p", "configurations": {"3d": {"architecture": arch}}})
+    config = plans.get_configuration("3d")
+    depth = {}
+    for trainer in (nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_LeakyHead):
+        net = trainer.build_network_architecture(plans, config, 1, 4, False)
+        depth[trainer.__name__] = (len(net.head.layer_shapes), net.head.negative_slope)
+    assert depth == {"nnUNetTrainerUniSeMi": (1, 0.0), "nnUNetTrainerUniSeMi_MLPHead": (3, 0.0),
+                     "nnUNetTrainerUniSeMi_LeakyHead": (3, 0.01)}

@@ -1,4 +1,4 @@
-"""Task-prompted dynamic segmentation head (paper Eq. 1-2, DoDNet-style).
+"""Task-prompted dynamic segmentation head (paper Eq. 1-2; controller and grouped kernels as in DoDNet).
 
 A controller maps [GAP(bottleneck features), one-hot prompt] to the weights and biases of a 1x1x1 dynamic conv
 (Eq. 2: one convolution by default; DoDNet's three layers with ReLU in between as an option) that turns the
