@@ -193,15 +193,26 @@ def dataset_ids(args) -> dict[int, int]:
     return {b: 800 + 10 * missing + b // 10 for b in args.budgets}
 
 
+def task_suffix(tasks: list[str]) -> str:
+    """'' for all tasks, else e.g. 'Tlahahp' (first letters of each task's first and last word)."""
+    canonical = [t for t in ALL_TASKS if t in tasks]  # a task set is one dataset, whatever order it was given in
+    return "" if canonical == list(ALL_TASKS) else "T" + "".join(t[0] + t.split("_")[-1][0] for t in canonical)
+
+
+def task_subsets(args) -> list[list[str]]:
+    """The task sets to run: --tasks itself, or with --incremental its prefixes (A; A+B; A+B+C), the paper's
+    Table 5 study as one command."""
+    return [args.tasks[:i] for i in range(1, len(args.tasks) + 1)] if args.incremental else [args.tasks]
+
+
 def dataset_config(args, budget: int, dataset_id: int) -> dict:
     tasks = []
-    for name in args.tasks:
+    for name in (t for t in ALL_TASKS if t in args.tasks):
         entry = dict(ALL_TASKS[name])
         entry["test_count"] = args.test_count
         tasks.append(entry)
-    subset = list(args.tasks) != list(ALL_TASKS)
-    suffix = "T" + "".join(t[0] + t.split("_")[-1][0] for t in args.tasks) if subset else ""
-    return {"dataset_id": dataset_id, "dataset_name": f"UniSeMiBench{budget}{suffix}", "seed": args.data_seed,
+    return {"dataset_id": dataset_id, "dataset_name": f"UniSeMiBench{budget}{task_suffix(args.tasks)}",
+            "seed": args.data_seed,
             "labeled_fraction": budget / 100.0, "selection": "seeded", "tasks": tasks}
 
 
@@ -471,8 +482,9 @@ def aggregate(runner: Runner, args, names: dict[int, str]) -> str:
                      f"last end: {span / 3600:.2f} h ({os.cpu_count()} CPU cores; steps of two chains may overlap; "
                      f"runs killed and resumed count only their resumed part).")
     text = "\n".join(lines) + "\n"
-    (runner.root / f"results_iter{args.iterations}.md").write_text(text)
-    (runner.root / f"results_iter{args.iterations}.json").write_text(json.dumps(data, indent=2))
+    stem = f"results_iter{args.iterations}{task_suffix(args.tasks)}"  # a task subset gets its own table
+    (runner.root / f"{stem}.md").write_text(text)
+    (runner.root / f"{stem}.json").write_text(json.dumps(data, indent=2))
     return text
 
 
@@ -490,6 +502,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="repeated runs (default 0 1 2)")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     p.add_argument("--tasks", nargs="+", choices=list(ALL_TASKS), default=list(ALL_TASKS))
+    p.add_argument("--incremental", action="store_true", help="run the prefixes of --tasks in turn (A; A+B; "
+                   "A+B+C), each as its own dataset and table (the paper's Table 5 study)")
     p.add_argument("--iterations", type=int, default=240,
                    help="training iterations per run, a multiple of 20 (20 epochs); default 240")
     p.add_argument("--test-count", type=int, default=20, help="held-out test cases per task (default 20)")
@@ -504,12 +518,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.iterations % 20 or not 20 <= args.iterations <= 6000:
         p.error("--iterations must be a multiple of 20 between 20 and 6000")
-    args.tasks = [t for t in ALL_TASKS if t in args.tasks]
+    if not args.incremental:  # keep the given order for --incremental: it decides which task comes first
+        args.tasks = [t for t in ALL_TASKS if t in args.tasks]
+    elif len(set(args.tasks)) != len(args.tasks):
+        p.error("--tasks lists a task twice")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    codes = [run(argparse.Namespace(**{**vars(args), "tasks": tasks})) for tasks in task_subsets(args)]
+    return max(codes)
+
+
+def run(args: argparse.Namespace) -> int:
     runner = Runner(args)
     ids = dataset_ids(args)
     names, failures = {}, []

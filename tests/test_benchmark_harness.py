@@ -79,3 +79,29 @@ def test_binary_predictions_are_written_with_the_task_value(run_benchmark, tmp_p
     sitk.WriteImage(bad, str(staging / "case_b.nii.gz"))
     with pytest.raises(RuntimeError, match="case_b.nii.gz"):
         run_benchmark.relabel_binary_predictions(staging, out, ["case_b"], ".nii.gz", 3)
+
+
+def test_incremental_task_study_is_one_command_with_one_dataset_and_table_per_task_set(run_benchmark):
+    dataset_config, dataset_ids, parse_args = (run_benchmark.dataset_config, run_benchmark.dataset_ids,
+                                               run_benchmark.parse_args)
+    task_subsets, task_suffix = run_benchmark.task_subsets, run_benchmark.task_suffix
+
+    args = parse_args(["--incremental", "--tasks", "hippocampus_posterior", "left_atrium", "hippocampus_anterior",
+                       "--budgets", "10"])
+    subsets = task_subsets(args)
+    assert subsets == [["hippocampus_posterior"], ["hippocampus_posterior", "left_atrium"],
+                       ["hippocampus_posterior", "left_atrium", "hippocampus_anterior"]]
+    names, ids = set(), set()
+    for tasks in subsets:
+        sub = parse_args(["--tasks", *tasks, "--budgets", "10"])
+        (dataset_id,) = dataset_ids(sub).values()
+        config = dataset_config(sub, 10, dataset_id)
+        assert [t["name"] for t in config["tasks"]] == [t for t in ("left_atrium", "hippocampus_anterior",
+                                                                     "hippocampus_posterior") if t in tasks]
+        names.add(config["dataset_name"])
+        ids.add(dataset_id)
+    assert len(names) == len(ids) == 3 and "UniSeMiBench10" in names  # the last prefix is the full benchmark
+    # the same task set given in another order is the same dataset (id and name)
+    assert task_suffix(["left_atrium", "hippocampus_posterior"]) == task_suffix(["hippocampus_posterior",
+                                                                                  "left_atrium"])
+    assert task_subsets(parse_args(["--tasks", "left_atrium"])) == [["left_atrium"]]
