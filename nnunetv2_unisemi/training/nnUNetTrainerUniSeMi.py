@@ -41,6 +41,11 @@ from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
 
 class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
+    # the dynamic head, read when the network is built (also by the predictor, from the class): Eq. 2's one dynamic
+    # convolution by default; nnUNetTrainerUniSeMi_MLPHead / _LeakyHead set DoDNet's three layers
+    head_hidden_layers = 0
+    head_negative_slope = 0.0
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -61,13 +66,14 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.register_loss_terms()
 
     # ------------------------------------------------------------------------------------------------- network
-    @staticmethod
-    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
         # nnU-Net passes num_segmentation_heads = background + K tasks (ignore excluded) = K + 1 = number of prompts
         return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision)
+                                     enable_deep_supervision, head_negative_slope=cls.head_negative_slope,
+                                     head_hidden_layers=cls.head_hidden_layers)
 
     def _build_loss(self):
         # per-sample Dice (batch_dice=False): the samples of a batch belong to different tasks

@@ -9,22 +9,8 @@ tasks; docs/BENCHMARKS.md). A leaky slope keeps a gradient through the off units
 
 from __future__ import annotations
 
-from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
-from torch import nn
-
-from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
-from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
 
 
-class nnUNetTrainerUniSeMi_LeakyHead(nnUNetTrainerUniSeMi):
+class nnUNetTrainerUniSeMi_LeakyHead(nnUNetTrainerUniSeMi_MLPHead):
     head_negative_slope = 1e-2
-    head_hidden_layers = 2
-
-    @staticmethod
-    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
-                                   num_input_channels: int, num_output_channels: int,
-                                   enable_deep_supervision: bool = True) -> nn.Module:
-        return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision,
-                                     head_negative_slope=nnUNetTrainerUniSeMi_LeakyHead.head_negative_slope,
-                                     head_hidden_layers=nnUNetTrainerUniSeMi_LeakyHead.head_hidden_layers)
