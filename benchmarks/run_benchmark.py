@@ -202,7 +202,8 @@ def task_suffix(tasks: list[str]) -> str:
 def task_subsets(args) -> list[list[str]]:
     """The task sets to run: --tasks itself, or with --incremental its prefixes (A; A+B; A+B+C), the paper's
     Table 5 study as one command."""
-    return [args.tasks[:i] for i in range(1, len(args.tasks) + 1)] if args.incremental else [args.tasks]
+    prefixes = [args.tasks[:i] for i in range(1, len(args.tasks) + 1)] if args.incremental else [args.tasks]
+    return [[t for t in ALL_TASKS if t in prefix] for prefix in prefixes]  # a dataset holds its tasks in this order
 
 
 def dataset_config(args, budget: int, dataset_id: int) -> dict:

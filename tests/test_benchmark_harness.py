@@ -89,15 +89,15 @@ def test_incremental_task_study_is_one_command_with_one_dataset_and_table_per_ta
     args = parse_args(["--incremental", "--tasks", "hippocampus_posterior", "left_atrium", "hippocampus_anterior",
                        "--budgets", "10"])
     subsets = task_subsets(args)
-    assert subsets == [["hippocampus_posterior"], ["hippocampus_posterior", "left_atrium"],
-                       ["hippocampus_posterior", "left_atrium", "hippocampus_anterior"]]
+    # the given order decides what is added when; each set is listed in the datasets' own task order
+    assert subsets == [["hippocampus_posterior"], ["left_atrium", "hippocampus_posterior"],
+                       ["left_atrium", "hippocampus_anterior", "hippocampus_posterior"]]
     names, ids = set(), set()
     for tasks in subsets:
         sub = parse_args(["--tasks", *tasks, "--budgets", "10"])
         (dataset_id,) = dataset_ids(sub).values()
         config = dataset_config(sub, 10, dataset_id)
-        assert [t["name"] for t in config["tasks"]] == [t for t in ("left_atrium", "hippocampus_anterior",
-                                                                     "hippocampus_posterior") if t in tasks]
+        assert [t["name"] for t in config["tasks"]] == tasks
         names.add(config["dataset_name"])
         ids.add(dataset_id)
     assert len(names) == len(ids) == 3 and "UniSeMiBench10" in names  # the last prefix is the full benchmark
