@@ -38,8 +38,8 @@ from run_benchmark import (  # noqa: E402
     CONFIGURATION,
     METHODS,
     PER_TASK_METHODS,
-    PLAIN_PREDICTOR_METHODS,
     TRAINER_DIR,
+    prediction_route,
     trainer_name,
 )
 
@@ -144,14 +144,17 @@ def predict(work: Path, dataset: str, iterations: int, seed: int, method: str, t
                 {v["task"] for v in tests.values()}}
         tests = {c: v for c, v in tests.items() if c in kept[v["task"]]}
     task_ids = sorted({case["task"] for case in tests.values()})
-    segs = {}
+    segs, predictors = {}, {}
     for task in task_ids:
-        per_task = method in PER_TASK_METHODS
-        cls = UniSeMiPredictor if method not in PLAIN_PREDICTOR_METHODS and method != "supervised" else nnUNetPredictor
-        predictor = cls(tile_step_size=0.5, use_gaussian=True, use_mirroring=False, perform_everything_on_device=True,
-                        device=torch.device(device), verbose=False, allow_tqdm=False)
-        predictor.initialize_from_trained_model_folder(str(model), use_folds=(task if per_task else 0,))
-        if cls is UniSeMiPredictor:
+        fold, prompted = prediction_route(method, task)  # the same routing as run_benchmark.predict
+        if fold not in predictors:  # one-model methods load their model once for all tasks
+            cls = UniSeMiPredictor if prompted else nnUNetPredictor
+            predictors[fold] = cls(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                   perform_everything_on_device=True, device=torch.device(device), verbose=False,
+                                   allow_tqdm=False)
+            predictors[fold].initialize_from_trained_model_folder(str(model), use_folds=(fold,))
+        predictor = predictors[fold]
+        if prompted:
             predictor.set_task(task)
         for case, packed in tests.items():
             if packed["task"] != task:
@@ -224,6 +227,9 @@ def orchestrate(args, dataset: str, dataset_id: int, test_file: Path, units: lis
                                                            args.no_new_training_s) for u in units):
             break
         time.sleep(2)
+    for unit in units:  # trainings never started, for lack of time or slots
+        if not (unit.predicted or unit.failed):
+            unit.failed = "not finished by the deadline"
 
 
 def pack_outputs(args, units: list[Unit], info: dict) -> None:

@@ -366,12 +366,21 @@ def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method:
             relabel_binary_predictions(staging, out, cases, ending, k)
             continue
         common = _predict_args(args, inputs[task], out, dataset_id, tr)
-        if method in PLAIN_PREDICTOR_METHODS:
-            cmd = ["nnUNetv2_predict", *common, "-f", str(k if method in PER_TASK_METHODS else 0)]
+        fold, prompted = prediction_route(method, k)
+        if prompted:
+            cmd = ["nnUNetv2_predict_unisemi", *common, "-f", str(fold), "-task", task]
         else:
-            cmd = ["nnUNetv2_predict_unisemi", *common, "-f", "0", "-task", task]
+            cmd = ["nnUNetv2_predict", *common, "-f", str(fold)]
         runner.run(f"{run_key(args, name, seed)}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
     return out
+
+
+def prediction_route(method: str, task: int) -> tuple[int, bool]:
+    """Which model predicts task `task`'s test cases, and how: (fold, prompted). Per-task methods use fold k = task k;
+    the one-model methods fold 0. UniSeMi-type models are prompted with the task; the others (nnUNetv2_predict)
+    write their own labels, except the binary supervised model, whose label 1 is mapped back to k."""
+    fold = task if method in PER_TASK_METHODS else 0
+    return fold, method not in PLAIN_PREDICTOR_METHODS and method != "supervised"
 
 
 def _predict_args(args, inputs: Path, out: Path, dataset_id: int, trainer: str) -> list[str]:
