@@ -105,3 +105,27 @@ def test_incremental_task_study_is_one_command_with_one_dataset_and_table_per_ta
     assert task_suffix(["left_atrium", "hippocampus_posterior"]) == task_suffix(["hippocampus_posterior",
                                                                                   "left_atrium"])
     assert task_subsets(parse_args(["--tasks", "left_atrium"])) == [["left_atrium"]]
+
+
+def test_compute_curve_counts_k_models_for_per_task_methods_and_skips_subset_tables(tmp_path):
+    curve = _load("benchmarks/compute_curve.py", "_bench_curve")
+    tasks = ("a", "b", "c")
+
+    def result(dice):
+        return {"seeds": ["seed0"], "tasks": {t: {"dice": {"mean": dice, "std": 0.0, "n": 1}} for t in tasks},
+                "average": {"average": {"dice": {"mean": dice, "std": 0.0, "n": 1}}}}
+
+    (tmp_path / "results_iter600.json").write_text(json.dumps(
+        {"D": {"supervised": result(70.0), "unisemi": result(50.0)}}))
+    (tmp_path / "results_iter1800.json").write_text(json.dumps({"D": {"unisemi": result(72.0)}}))
+    (tmp_path / "results_iter600Tab.json").write_text(json.dumps({"D": {"unisemi": result(99.0)}}))  # subset study
+    rows = curve.curve_rows({"cpu": tmp_path}, "D", batch_size=2)
+    by_key = {(r["method"], r["iterations_per_run"]): r for r in rows}
+    assert set(by_key) == {("supervised", 600), ("unisemi", 600), ("unisemi", 1800)}
+    # three per-task models of 600 = one unified model of 1800: same total iterations and labeled patches per task
+    assert by_key[("supervised", 600)]["total_iterations"] == by_key[("unisemi", 1800)]["total_iterations"] == 1800
+    assert by_key[("supervised", 600)]["labeled_patches_per_task"] == 1200
+    assert by_key[("unisemi", 1800)]["labeled_patches_per_task"] == 1200
+    assert by_key[("unisemi", 600)]["labeled_patches_per_task"] == 400
+    only = curve.curve_rows({"cpu": tmp_path}, "D", 2, methods=["unisemi"], iterations=[1800])
+    assert [(r["method"], r["dice_mean"]) for r in only] == [("unisemi", 72.0)]
