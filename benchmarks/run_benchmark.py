@@ -217,6 +217,16 @@ def dataset_config(args, budget: int, dataset_id: int) -> dict:
             "labeled_fraction": budget / 100.0, "selection": "seeded", "tasks": tasks}
 
 
+def table_datasets(runner: Runner, args) -> dict[int, str]:
+    """The datasets in results_iter<N>: every label budget's dataset of this task set that exists under the root,
+    so a run of one budget rewrites the shared table without dropping the other budget's rows."""
+    every = args if args.dataset_ids else argparse.Namespace(**{**vars(args),
+                                                               "budgets": sorted(set(args.budgets) | {10, 20})})
+    ids = dataset_ids(every)
+    names = {b: f"Dataset{ids[b]:03d}_{dataset_config(every, b, ids[b])['dataset_name']}" for b in every.budgets}
+    return {b: name for b, name in names.items() if (runner.root / name).is_dir()}
+
+
 def ensure_dataset(runner: Runner, args, budget: int, dataset_id: int) -> tuple[str, dict]:
     """Convert, plan + preprocess, add the 3d_cpu configuration, append the per-task supervised folds."""
     from dataset_conversion.merge_tasks import convert_from_config  # noqa: PLC0415
@@ -544,15 +554,9 @@ def main(argv=None) -> int:
 def run(args: argparse.Namespace) -> int:
     runner = Runner(args)
     ids = dataset_ids(args)
-    names, failures = {}, []
-    for budget in args.budgets:
-        if args.aggregate_only:  # tables only: never convert or preprocess here
-            name = f"Dataset{ids[budget]:03d}_{dataset_config(args, budget, ids[budget])['dataset_name']}"
-            if (runner.root / name).is_dir():
-                names[budget] = name
-            continue
+    failures = []
+    for budget in [] if args.aggregate_only else args.budgets:  # tables only: never convert or preprocess
         name, dataset_json = ensure_dataset(runner, args, budget, ids[budget])
-        names[budget] = name
         inputs = make_test_inputs(runner, name, dataset_json)
         for seed in args.seeds:
             for method in args.methods:
@@ -573,8 +577,8 @@ def run(args: argparse.Namespace) -> int:
                         raise
                 finally:
                     lock.release()
-                aggregate(runner, args, names)
-    print(aggregate(runner, args, names))
+                aggregate(runner, args, table_datasets(runner, args))
+    print(aggregate(runner, args, table_datasets(runner, args)))
     for f in failures:
         log(f"FAILED: {f}")
     return 1 if failures else 0

@@ -107,6 +107,21 @@ def test_incremental_task_study_is_one_command_with_one_dataset_and_table_per_ta
     assert task_subsets(parse_args(["--tasks", "left_atrium"])) == [["left_atrium"]]
 
 
+def test_a_run_of_one_label_budget_keeps_the_other_budgets_rows_in_the_shared_table(run_benchmark, tmp_path):
+    args = run_benchmark.parse_args(["--root", str(tmp_path), "--budgets", "20", "--aggregate-only"])
+    runner = run_benchmark.Runner(args)
+    assert run_benchmark.table_datasets(runner, args) == {}
+    for name in ("Dataset801_UniSeMiBench10", "Dataset802_UniSeMiBench20"):
+        (tmp_path / name).mkdir()
+    assert run_benchmark.table_datasets(runner, args) == {10: "Dataset801_UniSeMiBench10",
+                                                           20: "Dataset802_UniSeMiBench20"}
+    table = run_benchmark.aggregate(runner, args, run_benchmark.table_datasets(runner, args))
+    assert "### 10% labels" in table and "### 20% labels" in table
+    # a task subset's table lists only that task set's datasets
+    subset = run_benchmark.parse_args(["--root", str(tmp_path), "--budgets", "20", "--tasks", "left_atrium"])
+    assert run_benchmark.table_datasets(runner, subset) == {}
+
+
 def test_compute_curve_counts_k_models_for_per_task_methods_and_skips_subset_tables(tmp_path):
     curve = _load("benchmarks/compute_curve.py", "_bench_curve")
     tasks = ("a", "b", "c")
