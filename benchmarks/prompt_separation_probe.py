@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=str(REPO / "benchmark_runs"), help="run_benchmark.py's --root")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--cases", type=int, default=4, help="labeled and test cases per task")
+    p.add_argument("--trainer-dir", action="append", default=[],
+                   help="another folder with trainer classes (e.g. benchmarks/experiments), searched first")
     args = p.parse_args(argv)
     root, data = Path(args.root), Path(args.data)
     raw = root / "nnUNet_raw" / args.dataset
@@ -56,7 +58,8 @@ def main(argv=None) -> int:
               "held-out test": [c for t in TASKS for c in [k for k in info["test"] if k.startswith(t)][:args.cases]]}
     env = {**os.environ, "nnUNet_raw": str(root / "nnUNet_raw"), "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
            "nnUNet_results": str(Path(args.results).resolve()),
-           "nnUNet_extTrainer": f"{TRAINER_DIR}:{REPO / 'nnunetv2_unisemi' / 'nnunet_ext_trainers'}"}
+           "nnUNet_extTrainer": ":".join([*(str(Path(d).resolve()) for d in args.trainer_dir), str(TRAINER_DIR),
+                                          str(REPO / "nnunetv2_unisemi" / "nnunet_ext_trainers")])}
     print(f"{args.trainer} ({args.results})")
     print("| cases | prompt | on anterior | on posterior | Dice to anterior | Dice to posterior |")
     print("|---|---|---:|---:|---:|---:|")
