@@ -29,10 +29,7 @@ def distinct_prompt_kernels(head):
     context = weight.shape[1] - n_prompts
     with torch.no_grad():
         for k in range(n_prompts):
-            chunks = []
-            for cin, cout in head.layer_shapes:
-                chunks += [torch.randn(cout * cin) * (2.0 / cin) ** 0.5, torch.zeros(cout)]
-            weight[:, context + k] = torch.cat(chunks).repeat(len(head.pre_dynamic))
+            weight[:, context + k] = head.he_kernels()
         head.controller.bias.zero_()
 
 

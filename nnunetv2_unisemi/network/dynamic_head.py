@@ -92,12 +92,17 @@ class DynamicHead(nn.Module):
         """Start every scale's head as nnU-Net's He-initialised static layers (zero biases); the prompt and the
         context learn to modulate them. With the default init the generated kernels were ~0.5x He scale, so the
         three dynamic layers passed ~1/15 of a static head's gradient back to the decoder."""
+        with torch.no_grad():
+            self.controller.bias.copy_(self.he_kernels())
+
+    def he_kernels(self) -> torch.Tensor:
+        """One set of dynamic parameters for every scale, drawn as nnU-Net's He-initialised static layers (zero
+        biases), laid out as the controller's output."""
         chunks = []
         for cin, cout in self.layer_shapes:
             chunks.append(torch.randn(cout * cin) * (2.0 / cin) ** 0.5)
             chunks.append(torch.zeros(cout))
-        with torch.no_grad():
-            self.controller.bias.copy_(torch.cat(chunks).repeat(len(self.pre_dynamic)))
+        return torch.cat(chunks).repeat(len(self.pre_dynamic))
 
     def generate_params(self, pooled: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """Eq. 1: kernels for each (sample, prompt). pooled: (B, C), prompts: (B, P) ids in 1..num_prompts.
