@@ -46,16 +46,42 @@ def test_grouped_dynamic_conv_equals_per_sample_reference():
     assert not torch.allclose(leaky, grouped_dynamic_conv(x, params, shapes))
 
 
-def test_head_generates_different_kernels_per_prompt_and_sample():
+def test_head_generates_different_kernels_per_prompt_and_with_context_per_sample():
     torch.manual_seed(2)
-    head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d)
     pooled = torch.randn(2, 16)
-    params = head.generate_params(pooled, torch.tensor([[1, 2, 3], [1, 2, 3]]))
+    prompts = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d)  # default: kernels from the prompt alone
+    params = head.generate_params(pooled, prompts)
     assert params.shape == (2, 3, head.params_per_scale)
+    assert not torch.allclose(params[:, 0], params[:, 1])
+    torch.testing.assert_close(params[0], params[1])  # the image does not change the kernels
+    context_head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d, use_context=True)  # Eq. 1 as written
+    params = context_head.generate_params(pooled, prompts)
     assert not torch.allclose(params[:, 0], params[:, 1])
     assert not torch.allclose(params[0, 0], params[1, 0])  # same prompt, different image content
     with pytest.raises(ValueError, match="prompt ids"):
         head.generate_params(pooled, torch.tensor([[0], [4]]))
+
+
+def test_every_prompt_starts_as_its_own_he_kernel_and_nothing_is_shared_between_prompts():
+    """Each prompt's kernels are an independent He draw (the controller's shared bias is fixed at 0 and not trained),
+    so a gradient step on one prompt's samples changes no other prompt's kernels (a trained shared bias made the
+    hippocampus prompts one mask, docs/BENCHMARKS.md)."""
+    torch.manual_seed(5)
+    head = DynamicHead(32, [8], num_prompts=4, conv_op=nn.Conv3d)
+    assert not head.controller.bias.requires_grad and head.controller.bias.abs().max() == 0
+    kernels = head.generate_params(torch.randn(1, 32), torch.tensor([[1, 2, 3, 4]]))[0]
+    weights = kernels[:, :16]  # (prompt, 2 x 8) weights of the one dynamic conv
+    assert 0.7 < weights.std().item() / (2.0 / 8) ** 0.5 < 1.3
+    cosine = F.normalize(weights, dim=1) @ F.normalize(weights, dim=1).T
+    assert (cosine - torch.eye(4)).abs().max() < 0.8  # four independent draws, not one kernel plus small offsets
+    opt = torch.optim.SGD([p for p in head.parameters() if p.requires_grad], lr=0.1)
+    feats = torch.randn(2, 8, 3, 3, 3)
+    head(torch.randn(2, 32), [feats], torch.tensor([[1], [1]]))[0].sum().backward()
+    opt.step()
+    after = head.generate_params(torch.randn(1, 32), torch.tensor([[1, 2, 3, 4]]))[0]
+    assert not torch.allclose(after[0], kernels[0])
+    torch.testing.assert_close(after[1:], kernels[1:])
 
 
 def test_prompts_change_the_output_and_batch_mixes_prompts():
@@ -140,7 +166,7 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
     an SGD step on the controller moves a generated kernel by about a static kernel's step, not C times it."""
     torch.manual_seed(3)
     channels = 128
-    head = DynamicHead(channels, [8, 16], num_prompts=4, conv_op=nn.Conv3d)
+    head = DynamicHead(channels, [8, 16], num_prompts=4, conv_op=nn.Conv3d, use_context=True)
     pooled = torch.rand(6, channels)  # non-negative like pooled LeakyReLU features
     params = head.generate_params(pooled, torch.tensor([[1], [2], [3], [4], [1], [2]]))[:, 0]
     offset = 0
@@ -153,7 +179,7 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
     assert offset == params.shape[1]
     # d(generated weight)/d(controller row) = the controller's input: its squared norm sets the kernel's step size
     inputs = torch.cat((pooled * head.context_scale, F.one_hot(torch.tensor([0]), 4).float().expand(6, -1)), 1)
-    step_factor = 1 + inputs.pow(2).sum(1)  # the bias adds 1
+    step_factor = inputs.pow(2).sum(1)  # the shared bias is not trained
     assert step_factor.max().item() < 3  # unscaled: ~1 + channels / 3 = 44
 
 

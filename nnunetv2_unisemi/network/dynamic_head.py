@@ -70,9 +70,15 @@ class DynamicHead(nn.Module):
         num_hidden_layers: int = 0,
         num_classes: int = 2,
         negative_slope: float = 0.0,
+        use_context: bool = False,
     ):
         super().__init__()
         self.num_prompts = num_prompts
+        # Eq. 1 feeds the controller GAP(bottleneck) beside the prompt. Off by default: pooled features are positive
+        # and similar across images, so their weights act as one more bias shared by all prompts, and they can also
+        # tell the training images apart; either way the hippocampus prompts kept one mask (docs/BENCHMARKS.md,
+        # "Why two prompts gave one mask"). nnUNetTrainerUniSeMi_ContextHead keeps it.
+        self.context_channels = bottleneck_channels if use_context else 0
         # hidden layers (DoDNet: 2, nnUNetTrainerUniSeMi_MLPHead) use ReLU, or LeakyReLU with this slope if > 0
         self.negative_slope = negative_slope
         self.num_classes = num_classes
@@ -80,20 +86,29 @@ class DynamicHead(nn.Module):
         self.pre_dynamic = nn.ModuleList(conv_op(c, head_channels, 1) for c in decoder_channels)
         self.layer_shapes = dynamic_layer_shapes(head_channels, [head_channels] * num_hidden_layers, num_classes)
         self.params_per_scale = num_dynamic_params(self.layer_shapes)
-        self.controller = nn.Linear(bottleneck_channels + num_prompts, self.params_per_scale * len(decoder_channels))
+        self.controller = nn.Linear(self.context_channels + num_prompts, self.params_per_scale * len(decoder_channels))
         # The pooled vector has C entries of similar sign and size, so an SGD step on the controller moves every
         # generated kernel by about C times the step of a static kernel (C = 128: the head diverged in short CPU
         # runs, and the encoder got most of its gradient through the pooling). Scaling the pooled vector by
         # 1/sqrt(C) gives the generated kernels a static layer's step size (docs/BENCHMARKS.md, "What was tried").
-        self.context_scale = bottleneck_channels ** -0.5
-        self._init_controller_bias()
+        self.context_scale = bottleneck_channels ** -0.5 if use_context else 0.0
+        self._init_prompt_kernels()
 
-    def _init_controller_bias(self) -> None:
-        """Start every scale's head as nnU-Net's He-initialised static layers (zero biases); the prompt and the
-        context learn to modulate them. With the default init the generated kernels were ~0.5x He scale, so the
-        three dynamic layers passed ~1/15 of a static head's gradient back to the decoder."""
+    def _init_prompt_kernels(self) -> None:
+        """Start every prompt as its own He-initialised static head (nnU-Net's init, zero biases): the prompt's
+        one-hot column of the controller holds that prompt's kernels, and the controller's shared bias is fixed at 0.
+
+        The one-hot prompt already selects a bias per prompt, so a shared bias adds no function, only a shared path
+        for learning: trained, it learned what the tasks have in common (e.g. 'hippocampus' for its anterior and
+        posterior parts) for all prompts at once, and the prompts kept one kernel and gave one mask, even when every
+        image carried both labels (docs/BENCHMARKS.md, "Why two prompts gave one mask"). The bias stays a frozen
+        parameter so that checkpoints trained with it still load and predict as trained."""
         with torch.no_grad():
-            self.controller.bias.copy_(self.he_kernels())
+            context = self.controller.weight.shape[1] - self.num_prompts
+            for k in range(self.num_prompts):
+                self.controller.weight[:, context + k] = self.he_kernels()
+            self.controller.bias.zero_()
+        self.controller.bias.requires_grad_(False)
 
     def he_kernels(self) -> torch.Tensor:
         """One set of dynamic parameters for every scale, drawn as nnU-Net's He-initialised static layers (zero
@@ -112,6 +127,8 @@ class DynamicHead(nn.Module):
         if prompts.min() < 1 or prompts.max() > self.num_prompts:
             raise ValueError(f"prompt ids must be in 1..{self.num_prompts}, got {prompts.unique().tolist()}")
         one_hot = F.one_hot(prompts - 1, self.num_prompts).to(pooled.dtype)  # (B, P, num_prompts)
+        if not self.context_channels:
+            return self.controller(one_hot)
         pooled = (pooled * self.context_scale)[:, None, :].expand(-1, prompts.shape[1], -1)
         return self.controller(torch.cat((pooled, one_hot), dim=-1))
 

@@ -19,6 +19,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (  # noq
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda import (  # noqa: F401
     nnUNetTrainerUniSeMi_ConstantLambda,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ContextHead import (  # noqa: F401
+    nnUNetTrainerUniSeMi_ContextHead,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import (  # noqa: F401
     nnUNetTrainerUniSeMi_LeakyHead,
 )
@@ -28,6 +31,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # n
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import (  # noqa: F401
     nnUNetTrainerUniSeMi_MLPHead,
+)
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoExclusion import (  # noqa: F401
+    nnUNetTrainerUniSeMi_NoExclusion,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import (  # noqa: F401
     nnUNetTrainerUniSeMi_NoUnlabeled,

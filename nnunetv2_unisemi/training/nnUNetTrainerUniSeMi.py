@@ -1,7 +1,8 @@
 """nnUNetTrainerUniSeMi: nnU-Net's training loop with UniSeMi's step (paper section 3).
 
 One step = one backbone pass over [labeled samples | synthetic-task samples | CutMixed unlabeled samples]:
-- labeled samples under their own task prompt, synthetic samples (CutMix of two labeled samples of different tasks,
+- labeled samples under their own task prompt (and, for cross-task exclusion, their own target as background under
+  the other task prompts), synthetic samples (CutMix of two labeled samples of different tasks,
   target = union of both targets under the mask) under the synthetic prompt K+1: Dice + CE (Eq. 3-5);
 - CutMixed unlabeled samples under all K+1 prompts: Dice(P_synthetic, max_k P_k) with P_agg detached (Eq. 6-9).
 L = L_sup + lambda * L_unsup.
@@ -34,10 +35,18 @@ from torch import distributed as dist
 
 from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
 from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
+from nnunetv2_unisemi.task_exclusion import exclusion_loss, own_then_other_prompts
 from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
 from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
 from nnunetv2_unisemi.training.variants.ssl_losses import sigmoid_rampup
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
+
+
+def concat_samples(first, second):
+    """Concatenate two network outputs along the batch: tensors, or lists over deep-supervision scales."""
+    if isinstance(first, torch.Tensor):
+        return torch.cat((first, second))
+    return [torch.cat(pair) for pair in zip(first, second)]
 
 
 class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
@@ -45,6 +54,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
     # convolution by default; nnUNetTrainerUniSeMi_MLPHead / _LeakyHead set DoDNet's three layers
     head_hidden_layers = 0
     head_negative_slope = 0.0
+    # kernels from the prompt alone; True = Eq. 1's [GAP(bottleneck), prompt] (nnUNetTrainerUniSeMi_ContextHead)
+    head_context = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -54,6 +65,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.mask_strategy = "zero_centered"  # CutMix mask for both the synthetic task and the unlabeled mix
         self.mask_fraction_range = (0.3, 0.7)
         self.use_unlabeled = True
+        # cross-task exclusion (task_exclusion.py): a labeled case's own target is background under the other task
+        # prompts; 0 = the paper's supervised term alone (needed only for tasks whose structures nest)
+        self.exclusion_loss_weight = 1.0
         self.unlabeled_loss_weight = 1.0  # lambda
         # sigmoid ramp-up of lambda over this fraction of the epochs (0 = constant lambda). An untrained network's
         # pseudo labels say "no foreground" for every task it has not learned yet; at full weight from the start
@@ -73,7 +87,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # nnU-Net passes num_segmentation_heads = background + K tasks (ignore excluded) = K + 1 = number of prompts
         return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, head_negative_slope=cls.head_negative_slope,
-                                     head_hidden_layers=cls.head_hidden_layers)
+                                     head_hidden_layers=cls.head_hidden_layers, head_context=cls.head_context)
 
     def _build_loss(self):
         # per-sample Dice (batch_dice=False): the samples of a batch belong to different tasks
@@ -147,7 +161,14 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
 
     def train_step(self, batch: dict) -> dict:
         images, prompts, targets = self.labeled_inputs(batch)
-        groups = [prompts]
+        n_labeled = batch["data"].shape[0]
+        # labeled samples under their own prompt, and under the other tasks' prompts for the exclusion term
+        exclusion = self.exclusion_loss_weight > 0 and self.unisemi.num_tasks > 1
+        labeled_prompts = prompts[:n_labeled]
+        groups = [own_then_other_prompts(labeled_prompts, self.unisemi.num_tasks) if exclusion else labeled_prompts]
+        n_synthetic = prompts.shape[0] - n_labeled
+        if n_synthetic:
+            groups.append(prompts[n_labeled:])
         if self.use_unlabeled:
             mixed, mix_parts = self.unlabeled_inputs(next(self.dataloader_unlabeled))
             images = torch.cat((images, mixed))
@@ -157,12 +178,16 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             outputs = self.network(images, groups)  # one backbone pass for everything
-            out_labeled = outputs[0]
+            own, others = (outputs[0][0], outputs[0][1:]) if exclusion else (outputs[0], [])
+            out_labeled = concat_samples(own, outputs[1]) if n_synthetic else own
             loss_sup = self.loss(out_labeled, targets if self.enable_deep_supervision else targets[0])
+            if exclusion:
+                full_res = [o[0] if self.enable_deep_supervision else o for o in others]
+                loss_sup = loss_sup + self.exclusion_loss_weight * exclusion_loss(full_res, targets[0][:n_labeled])
             loss_unsup = torch.zeros((), device=self.device)
             weight = self.current_unlabeled_weight()
             if self.use_unlabeled:
-                full_res = [o[0] if self.enable_deep_supervision else o for o in outputs[1]]
+                full_res = [o[0] if self.enable_deep_supervision else o for o in outputs[-1]]
                 p_agg = self.unlabeled_target(full_res, mix_parts)
                 loss_unsup = self.consistency_loss(full_res[self.unisemi.synthetic_prompt - 1], p_agg)
             loss = loss_sup + weight * loss_unsup

@@ -1,0 +1,190 @@
+"""Experiment: why do the two hippocampus prompts of the benchmark give one mask? A small, fast training loop on real
+Task04 cases (whole images padded to one patch, no nnU-Net data pipeline) that trains the UniSeMi network on the two
+tasks "anterior" and "posterior" (disjoint case sets, each case labeled only with its own part) and reports, every
+--eval-every steps on held-out cases, each prompt's Dice to its own part and the Dice between the two prompts' masks.
+
+    python benchmarks/experiments/prompt_saddle_toy.py --steps 600 --variant prompts_only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from torch import nn
+
+from nnunetv2_unisemi.network.unisemi_network import UniSeMiNetwork
+from nnunetv2_unisemi.task_mixing import sample_cutmix_masks, synthesize_task_batch
+
+PATCH = (40, 56, 40)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_case(data: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
+    img = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "imagesTr" / f"{case}.nii.gz"))).astype(np.float32)
+    lab = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "labelsTr" / f"{case}.nii.gz"))).astype(np.int64)
+    img = (img - img.mean()) / max(img.std(), 1e-6)
+    out_i = np.zeros(PATCH, np.float32)
+    out_l = np.zeros(PATCH, np.int64)
+    sl = tuple(slice(0, min(s, p)) for s, p in zip(img.shape, PATCH))
+    out_i[sl] = img[sl]
+    out_l[sl] = lab[sl]
+    return out_i, out_l
+
+
+def build(features, n_prompts: int, head_channels: int, hidden: int, context: bool) -> UniSeMiNetwork:
+    n = len(features)
+    unet = PlainConvUNet(1, n, features, nn.Conv3d, 3, [1] + [2] * (n - 1), 2, 2, [2] * (n - 1), True,
+                         nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
+                         {"inplace": True}, deep_supervision=False)
+    from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+    unet.apply(InitWeights_He(1e-2))
+    return UniSeMiNetwork(unet.encoder, unet.decoder, n_prompts, head_channels=head_channels,
+                          head_hidden_layers=hidden, head_context=context)
+
+
+class StaticBinaryHeads(nn.Module):
+    """Control: a plain U-Net whose seg layer has 2 channels per prompt (independent static binary heads)."""
+
+    def __init__(self, features, n_prompts: int):
+        super().__init__()
+        n = len(features)
+        self.unet = PlainConvUNet(1, n, features, nn.Conv3d, 3, [1] + [2] * (n - 1), 2, 2 * n_prompts, [2] * (n - 1),
+                                  True, nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
+                                  {"inplace": True}, deep_supervision=False)
+        from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+        self.unet.apply(InitWeights_He(1e-2))
+        self.head = nn.Module()
+
+    def forward(self, x, prompts):
+        out = self.unet(x)
+        pick = lambda t: torch.stack([out[i, 2 * (k - 1): 2 * k] for i, k in enumerate(t.tolist())])  # noqa: E731
+        return pick(prompts) if prompts.ndim == 1 else [pick(prompts[:, j]) for j in range(prompts.shape[1])]
+
+
+def mirror(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+    for ax in (2, 3, 4):
+        if rng.random() < 0.5:
+            x, y = x.flip(ax), y.flip(ax)
+    return x, y
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "Task04_Hippocampus"))
+    p.add_argument("--variant", default="prompts_only",
+                   choices=["prompts_only", "synthetic", "single_anterior", "full_labels", "exclusive"])
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--labeled", type=int, default=8)
+    p.add_argument("--test", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--features", type=int, nargs="+", default=[8, 16, 32, 64])
+    p.add_argument("--head-channels", type=int, default=8)
+    p.add_argument("--hidden", type=int, default=0)
+    p.add_argument("--no-mirror", action="store_true")
+    p.add_argument("--head", default="dynamic", choices=["dynamic", "static_binary"])
+    p.add_argument("--context", action="store_true", help="controller input [GAP, prompt] (Eq. 1 as written)")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    data = Path(args.data)
+    cases = sorted(f.name[:-7] for f in (data / "labelsTr").glob("*.nii.gz"))
+    order = np.random.default_rng(1234).permutation(len(cases))
+    cases = [cases[i] for i in order]
+    ant, post = cases[: args.labeled], cases[args.labeled: 2 * args.labeled]
+    test = cases[2 * args.labeled: 2 * args.labeled + args.test]
+    load = {c: load_case(data, c) for c in ant + post + test}
+    # tasks: 1 = anterior (Task04 label 1), 2 = posterior (label 2); prompt 3 = synthetic
+    train = [(c, 1) for c in ant] + ([] if args.variant == "single_anterior" else [(c, 2) for c in post])
+    net = build(args.features, 3, args.head_channels, args.hidden, args.context) if args.head == "dynamic" else \
+        StaticBinaryHeads(args.features, 3)
+    loss_fn = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+                             weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
+    opt = torch.optim.SGD(net.parameters(), args.lr, weight_decay=3e-5, momentum=0.99, nesterov=True)
+    history = []
+    t0 = time.time()
+    for step in range(args.steps + 1):
+        if step % args.eval_every == 0:
+            net.eval()
+            with torch.no_grad():
+                x = torch.from_numpy(np.stack([load[c][0] for c in test]))[:, None]
+                outs = net(x, torch.tensor([[1, 2]] * len(test)))
+                masks = [(o.argmax(1) == 1).numpy() for o in outs]
+            refs = [np.stack([load[c][1] == k for c in test]) for k in (1, 2)]
+            row = {"step": step, "s": round(time.time() - t0, 1),
+                   "anterior_dice": round(np.mean([dice(m, r) for m, r in zip(masks[0], refs[0])]), 3),
+                   "posterior_dice": round(np.mean([dice(m, r) for m, r in zip(masks[1], refs[1])]), 3),
+                   "between_prompts": round(np.mean([dice(a, b) for a, b in zip(masks[0], masks[1])]), 3),
+                   "ant_prompt_on_post": round(float((masks[0] & refs[1]).sum() / max(1, masks[0].sum())), 3)}
+            with torch.no_grad():  # training cases: does the model segment each case's own labeled part?
+                own = []
+                for cases_t, t in ((ant, 1), (post, 2)):
+                    x = torch.from_numpy(np.stack([load[c][0] for c in cases_t]))[:, None]
+                    m = (net(x, torch.full((len(cases_t),), t)).argmax(1) == 1).numpy()
+                    own.append(np.mean([dice(mi, load[c][1] == t) for mi, c in zip(m, cases_t)]))
+            row["train_anterior_dice"], row["train_posterior_dice"] = round(own[0], 3), round(own[1], 3)
+            history.append(row)
+            print(json.dumps(row), flush=True)
+            net.train()
+        if step == args.steps:
+            break
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (1 - step / args.steps) ** 0.9
+        picks = [train[i] for i in rng.integers(len(train), size=args.batch)]
+        x = torch.from_numpy(np.stack([load[c][0] for c, _ in picks]))[:, None]
+        # full_labels: the task-t sample also carries the other part (only for this experiment's control)
+        y = torch.from_numpy(np.stack([load[c][1] for c, _ in picks]))[:, None].long()
+        if args.variant != "full_labels":
+            y = (y == torch.tensor([t for _, t in picks]).view(-1, 1, 1, 1, 1)).long()
+        if not args.no_mirror:
+            xs, ys = zip(*(mirror(x[i:i + 1], y[i:i + 1], rng) for i in range(len(picks))))
+            x, y = torch.cat(xs), torch.cat(ys)
+        prompts = torch.tensor([t for _, t in picks])
+        targets = [y]
+        if args.variant == "synthetic":
+            pairs = [(i, j) for i in range(len(picks)) for j in range(len(picks)) if picks[i][1] != picks[j][1]]
+            pairs = [pairs[k] for k in rng.permutation(len(pairs))[: args.batch // 2]]
+            if pairs:
+                m = sample_cutmix_masks(len(pairs), PATCH, "zero_centered", rng)
+                sx, sy = synthesize_task_batch(x, targets, pairs, m)
+                x = torch.cat((x, sx))
+                targets = [torch.cat((targets[0], sy[0].long()))]
+                prompts = torch.cat((prompts, torch.full((len(pairs),), 3)))
+        if args.variant == "full_labels":
+            out = net(x, torch.tensor([[1, 2]] * len(picks)))
+            loss = loss_fn(out[0], (y == 1).long()) + loss_fn(out[1], (y == 2).long())
+        elif args.variant == "exclusive":
+            # also under the other task's prompt: the sample's own part is that task's background (rest unknown)
+            out = net(x, torch.stack((prompts, 3 - prompts), 1))
+            own = targets[0][:, 0].bool()
+            ce = torch.nn.functional.cross_entropy(out[1], torch.zeros_like(targets[0][:, 0]), reduction="none")
+            loss = loss_fn(out[0], targets[0]) + (ce * own).sum() / own.numel()  # nnU-Net's per-voxel CE weight
+        else:
+            loss = loss_fn(net(x, prompts), targets[0])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 12)
+        opt.step()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "history": history}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
