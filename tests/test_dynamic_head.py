@@ -52,7 +52,7 @@ def test_head_generates_different_kernels_per_prompt_and_with_context_per_sample
     prompts = torch.tensor([[1, 2, 3], [1, 2, 3]])
     head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d)  # default: kernels from the prompt alone
     params = head.generate_params(pooled, prompts)
-    assert params.shape == (2, 3, head.params_per_scale)
+    assert params.shape == (2, 3, head.num_params)
     assert not torch.allclose(params[:, 0], params[:, 1])
     torch.testing.assert_close(params[0], params[1])  # the image does not change the kernels
     context_head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d, use_context=True)  # Eq. 1 as written

@@ -1,9 +1,16 @@
-"""Experiment: why do the two hippocampus prompts of the benchmark give one mask? A small, fast training loop on real
-Task04 cases (whole images padded to one patch, no nnU-Net data pipeline) that trains the UniSeMi network on the two
-tasks "anterior" and "posterior" (disjoint case sets, each case labeled only with its own part) and reports, every
---eval-every steps on held-out cases, each prompt's Dice to its own part and the Dice between the two prompts' masks.
+"""Experiment: why did the two hippocampus prompts of the benchmark give one mask? A small, fast training loop on real
+Task04 cases (whole images padded to one 40x56x40 patch, random mirroring, no nnU-Net data pipeline) that trains the
+UniSeMi network (features 8-64) on two tasks, "anterior" and "posterior" (disjoint case sets, each labeled case marked
+only with its own part, as in the benchmark), and reports every --eval-every steps, on held-out cases, each prompt's
+Dice to its own part, the Dice between the two prompts' masks and the share of the anterior prompt's mask that lies
+on the posterior part; and on the training cases, each prompt's Dice to the case's own part.
 
-    python benchmarks/experiments/prompt_saddle_toy.py --steps 600 --variant prompts_only
+Variants: prompts_only (the paper's supervised term), exclusive (+ cross-task exclusion), synthetic (+ the synthetic
+task), full_labels (control: both parts on every case), single_anterior (one task: the per-task reference);
+--head static_binary (independent static binary heads, a control), --context (controller input [GAP, prompt]).
+Results: docs/BENCHMARKS.md, "Why two prompts gave one mask". About 8 min per run on one core:
+
+    python benchmarks/experiments/prompt_saddle_toy.py --steps 600 --variant exclusive --json out.json
 """
 
 from __future__ import annotations
@@ -97,6 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-mirror", action="store_true")
     p.add_argument("--head", default="dynamic", choices=["dynamic", "static_binary"])
     p.add_argument("--context", action="store_true", help="controller input [GAP, prompt] (Eq. 1 as written)")
+    p.add_argument("--no-pre-dynamic", action="store_true",
+                   help="dynamic kernels on the decoder features themselves (no shared 1x1x1 reduction first)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -114,6 +123,9 @@ def main(argv=None) -> int:
     train = [(c, 1) for c in ant] + ([] if args.variant == "single_anterior" else [(c, 2) for c in post])
     net = build(args.features, 3, args.head_channels, args.hidden, args.context) if args.head == "dynamic" else \
         StaticBinaryHeads(args.features, 3)
+    if args.no_pre_dynamic:
+        assert args.head_channels == args.features[0]
+        net.head.pre_dynamic[0] = nn.Identity()
     loss_fn = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                              weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
     opt = torch.optim.SGD(net.parameters(), args.lr, weight_decay=3e-5, momentum=0.99, nesterov=True)

@@ -66,7 +66,7 @@ class DynamicHead(nn.Module):
         decoder_channels: Sequence[int],
         num_prompts: int,
         conv_op: type[nn.Module] = nn.Conv3d,
-        head_channels: int = 8,
+        head_channels: int | None = 8,
         num_hidden_layers: int = 0,
         num_classes: int = 2,
         negative_slope: float = 0.0,
@@ -82,11 +82,20 @@ class DynamicHead(nn.Module):
         # hidden layers (DoDNet: 2, nnUNetTrainerUniSeMi_MLPHead) use ReLU, or LeakyReLU with this slope if > 0
         self.negative_slope = negative_slope
         self.num_classes = num_classes
-        # a fixed 1x1x1 conv reduces each scale's features to the few channels the dynamic layers work on
-        self.pre_dynamic = nn.ModuleList(conv_op(c, head_channels, 1) for c in decoder_channels)
-        self.layer_shapes = dynamic_layer_shapes(head_channels, [head_channels] * num_hidden_layers, num_classes)
-        self.params_per_scale = num_dynamic_params(self.layer_shapes)
-        self.controller = nn.Linear(self.context_channels + num_prompts, self.params_per_scale * len(decoder_channels))
+        # a fixed 1x1x1 conv reduces each scale's features to the few channels the dynamic layers work on (DoDNet);
+        # head_channels=None: the dynamic layers work on the decoder's features themselves
+        if head_channels is None:
+            self.pre_dynamic = nn.ModuleList(nn.Identity() for _ in decoder_channels)
+            in_channels = list(decoder_channels)
+        else:
+            self.pre_dynamic = nn.ModuleList(conv_op(c, head_channels, 1) for c in decoder_channels)
+            in_channels = [head_channels] * len(decoder_channels)
+        self.scale_layer_shapes = [dynamic_layer_shapes(c, [c] * num_hidden_layers, num_classes) for c in in_channels]
+        self.layer_shapes = self.scale_layer_shapes[0]  # the highest resolution's (the one used at inference)
+        counts = [num_dynamic_params(shapes) for shapes in self.scale_layer_shapes]
+        self.scale_offsets = [sum(counts[:s]) for s in range(len(counts) + 1)]
+        self.num_params = self.scale_offsets[-1]
+        self.controller = nn.Linear(self.context_channels + num_prompts, self.num_params)
         # The pooled vector has C entries of similar sign and size, so an SGD step on the controller moves every
         # generated kernel by about C times the step of a static kernel (C = 128: the head diverged in short CPU
         # runs, and the encoder got most of its gradient through the pooling). Scaling the pooled vector by
@@ -114,15 +123,16 @@ class DynamicHead(nn.Module):
         """One set of dynamic parameters for every scale, drawn as nnU-Net's He-initialised static layers (zero
         biases), laid out as the controller's output."""
         chunks = []
-        for cin, cout in self.layer_shapes:
-            chunks.append(torch.randn(cout * cin) * (2.0 / cin) ** 0.5)
-            chunks.append(torch.zeros(cout))
-        return torch.cat(chunks).repeat(len(self.pre_dynamic))
+        for shapes in self.scale_layer_shapes:
+            for cin, cout in shapes:
+                chunks.append(torch.randn(cout * cin) * (2.0 / cin) ** 0.5)
+                chunks.append(torch.zeros(cout))
+        return torch.cat(chunks)
 
     def generate_params(self, pooled: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """Eq. 1: kernels for each (sample, prompt). pooled: (B, C), prompts: (B, P) ids in 1..num_prompts.
 
-        Returns (B, P, n_scales * params_per_scale).
+        Returns (B, P, num_params): every scale's parameters, scale s at scale_offsets[s]:scale_offsets[s + 1].
         """
         if prompts.min() < 1 or prompts.max() > self.num_prompts:
             raise ValueError(f"prompt ids must be in 1..{self.num_prompts}, got {prompts.unique().tolist()}")
@@ -146,9 +156,7 @@ class DynamicHead(nn.Module):
             expanded = reduced[:, None].expand(-1, n_prompts, *reduced.shape[1:]).reshape(
                 n_samples * n_prompts, *reduced.shape[1:]
             )
-            p = params[..., s * self.params_per_scale: (s + 1) * self.params_per_scale].reshape(
-                n_samples * n_prompts, -1
-            )
-            logits = grouped_dynamic_conv(expanded, p, self.layer_shapes, self.negative_slope)
+            p = params[..., self.scale_offsets[s]: self.scale_offsets[s + 1]].reshape(n_samples * n_prompts, -1)
+            logits = grouped_dynamic_conv(expanded, p, self.scale_layer_shapes[s], self.negative_slope)
             per_scale.append(logits.reshape(n_samples, n_prompts, *logits.shape[1:]))
         return per_scale
