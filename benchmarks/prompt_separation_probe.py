@@ -5,7 +5,8 @@ tasks) under both prompts with `nnUNetv2_predict_unisemi` and reports, per promp
 according to the original Task04 labels, which mark both structures in every case (1 = anterior, 2 = posterior),
 and the Dice between the two prompts' masks (1.0 = the prompt is ignored).
 
-    python benchmarks/prompt_separation_probe.py --results benchmark_runs/Dataset801_UniSeMiBench10/iter1800/seed0/results \
+    python benchmarks/prompt_separation_probe.py \
+        --results benchmark_runs/Dataset801_UniSeMiBench10/iter1800/seed0/results \
         --trainer nnUNetTrainerUniSeMi_bench1800 --cases 4
 """
 
@@ -54,9 +55,11 @@ def main(argv=None) -> int:
     root, data = Path(args.root), Path(args.data)
     raw = root / "nnUNet_raw" / args.dataset
     info = json.loads((raw / "dataset.json").read_text())["unisemi"]
-    picked = {"labeled (trained on)": [c for t in TASKS for c in [k for k in info["labeled"] if k.startswith(t)][:args.cases]],
-              "held-out test": [c for t in TASKS for c in [k for k in info["test"] if k.startswith(t)][:args.cases]]}
-    env = {**os.environ, "nnUNet_raw": str(root / "nnUNet_raw"), "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
+    first = lambda cases, t: [k for k in cases if k.startswith(t)][:args.cases]  # noqa: E731
+    picked = {"labeled (trained on)": [c for t in TASKS for c in first(info["labeled"], t)],
+              "held-out test": [c for t in TASKS for c in first(info["test"], t)]}
+    env = {**os.environ, "nnUNet_raw": str(root / "nnUNet_raw"),
+           "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
            "nnUNet_results": str(Path(args.results).resolve()),
            "nnUNet_extTrainer": ":".join([*(str(Path(d).resolve()) for d in args.trainer_dir), str(TRAINER_DIR),
                                           str(REPO / "nnunetv2_unisemi" / "nnunet_ext_trainers")])}
