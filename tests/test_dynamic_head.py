@@ -170,8 +170,9 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
     pooled = torch.rand(6, channels)  # non-negative like pooled LeakyReLU features
     params = head.generate_params(pooled, torch.tensor([[1], [2], [3], [4], [1], [2]]))[:, 0]
     offset = 0
-    for _scale in range(2):
-        for cin, cout in head.layer_shapes:
+    assert [shapes[0][0] for shapes in head.scale_layer_shapes] == [8, 16]  # each scale's decoder channels
+    for shapes in head.scale_layer_shapes:
+        for cin, cout in shapes:
             w = params[:, offset: offset + cin * cout]
             offset += cin * cout
             assert 0.7 < w.std().item() / (2.0 / cin) ** 0.5 < 1.3
@@ -194,9 +195,8 @@ def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxe
     prompts = torch.tensor([[1], [3]])
     logits = head(pooled, [feats], prompts)[0][:, 0]
     params = head.generate_params(pooled, prompts)[:, 0]
-    reduced = head.pre_dynamic[0](feats)
-    w, b = params[:, :16].reshape(2, 2, 8), params[:, 16:18]
-    torch.testing.assert_close(logits, torch.einsum("goc,gcxyz->goxyz", w, reduced) + b[..., None, None, None])
+    w, b = params[:, :16].reshape(2, 2, 8), params[:, 16:18]  # on the decoder features themselves (no reduction)
+    torch.testing.assert_close(logits, torch.einsum("goc,gcxyz->goxyz", w, feats) + b[..., None, None, None])
     (grad,) = torch.autograd.grad(logits[:, 1].sum(), feats)
     assert (grad.abs().sum(1) > 0).all()
     # the same check on DoDNet's ReLU head (nnUNetTrainerUniSeMi_MLPHead) with its hidden units off: no gradient

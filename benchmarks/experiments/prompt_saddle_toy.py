@@ -7,7 +7,8 @@ on the posterior part; and on the training cases, each prompt's Dice to the case
 
 Variants: prompts_only (the paper's supervised term), exclusive (+ cross-task exclusion), synthetic (+ the synthetic
 task), full_labels (control: both parts on every case), single_anterior (one task: the per-task reference);
---head static_binary (independent static binary heads, a control), --context (controller input [GAP, prompt]).
+--head static_binary (independent static binary heads, a control), --context (controller input [GAP, prompt]),
+--head-channels 8 (DoDNet's shared reduction to 8 channels before the dynamic kernels).
 Results: docs/BENCHMARKS.md, "Why two prompts gave one mask". About 8 min per run on one core:
 
     python benchmarks/experiments/prompt_saddle_toy.py --steps 600 --variant exclusive --json out.json
@@ -47,7 +48,7 @@ def load_case(data: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
     return out_i, out_l
 
 
-def build(features, n_prompts: int, head_channels: int, hidden: int, context: bool) -> UniSeMiNetwork:
+def build(features, n_prompts: int, head_channels: int | None, hidden: int, context: bool) -> UniSeMiNetwork:
     n = len(features)
     unet = PlainConvUNet(1, n, features, nn.Conv3d, 3, [1] + [2] * (n - 1), 2, 2, [2] * (n - 1), True,
                          nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
@@ -99,13 +100,12 @@ def main(argv=None) -> int:
     p.add_argument("--test", type=int, default=8)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--features", type=int, nargs="+", default=[8, 16, 32, 64])
-    p.add_argument("--head-channels", type=int, default=8)
+    p.add_argument("--head-channels", type=int, default=None,
+                   help="shared 1x1x1 reduction before the dynamic kernels (DoDNet: 8); default none")
     p.add_argument("--hidden", type=int, default=0)
     p.add_argument("--no-mirror", action="store_true")
     p.add_argument("--head", default="dynamic", choices=["dynamic", "static_binary"])
     p.add_argument("--context", action="store_true", help="controller input [GAP, prompt] (Eq. 1 as written)")
-    p.add_argument("--no-pre-dynamic", action="store_true",
-                   help="dynamic kernels on the decoder features themselves (no shared 1x1x1 reduction first)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -123,9 +123,6 @@ def main(argv=None) -> int:
     train = [(c, 1) for c in ant] + ([] if args.variant == "single_anterior" else [(c, 2) for c in post])
     net = build(args.features, 3, args.head_channels, args.hidden, args.context) if args.head == "dynamic" else \
         StaticBinaryHeads(args.features, 3)
-    if args.no_pre_dynamic:
-        assert args.head_channels == args.features[0]
-        net.head.pre_dynamic[0] = nn.Identity()
     loss_fn = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                              weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
     opt = torch.optim.SGD(net.parameters(), args.lr, weight_decay=3e-5, momentum=0.99, nesterov=True)

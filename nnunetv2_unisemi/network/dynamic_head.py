@@ -66,7 +66,7 @@ class DynamicHead(nn.Module):
         decoder_channels: Sequence[int],
         num_prompts: int,
         conv_op: type[nn.Module] = nn.Conv3d,
-        head_channels: int | None = 8,
+        head_channels: int | None = None,
         num_hidden_layers: int = 0,
         num_classes: int = 2,
         negative_slope: float = 0.0,
@@ -82,8 +82,8 @@ class DynamicHead(nn.Module):
         # hidden layers (DoDNet: 2, nnUNetTrainerUniSeMi_MLPHead) use ReLU, or LeakyReLU with this slope if > 0
         self.negative_slope = negative_slope
         self.num_classes = num_classes
-        # a fixed 1x1x1 conv reduces each scale's features to the few channels the dynamic layers work on (DoDNet);
-        # head_channels=None: the dynamic layers work on the decoder's features themselves
+        # None (default): the dynamic layers work on each scale's decoder features, so nothing is shared between
+        # prompts; an int: a fixed (shared) 1x1x1 conv first reduces them to that many channels (DoDNet: 8)
         if head_channels is None:
             self.pre_dynamic = nn.ModuleList(nn.Identity() for _ in decoder_channels)
             in_channels = list(decoder_channels)

@@ -30,7 +30,7 @@ class BackboneFeatures:
 
 
 class UniSeMiNetwork(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_prompts: int, head_channels: int = 8,
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_prompts: int, head_channels: int | None = None,
                  head_negative_slope: float = 0.0, head_hidden_layers: int = 0, head_context: bool = False):
         super().__init__()
         self.encoder = encoder
@@ -116,6 +116,7 @@ def build_unisemi_network(
     head_negative_slope: float = 0.0,
     head_hidden_layers: int = 0,
     head_context: bool = False,
+    head_channels: int | None = None,
 ) -> UniSeMiNetwork:
     """The planned backbone (same class, kwargs and init as nnU-Net's) wrapped with the dynamic head."""
     backbone = get_network_from_plans(
@@ -133,4 +134,4 @@ def build_unisemi_network(
             "style architecture from dynamic_network_architectures (PlainConvUNet, ResidualEncoderUNet)."
         )
     return UniSeMiNetwork(backbone.encoder, backbone.decoder, num_prompts, head_negative_slope=head_negative_slope,
-                          head_hidden_layers=head_hidden_layers, head_context=head_context)
+                          head_hidden_layers=head_hidden_layers, head_context=head_context, head_channels=head_channels)

@@ -56,6 +56,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
     head_negative_slope = 0.0
     # kernels from the prompt alone; True = Eq. 1's [GAP(bottleneck), prompt] (nnUNetTrainerUniSeMi_ContextHead)
     head_context = False
+    # None: the dynamic kernels read the decoder's features; 8 = DoDNet's shared 1x1x1 reduction to 8 channels first
+    # (a path shared by all prompts: the hippocampus prompts kept one mask with it, docs/BENCHMARKS.md)
+    head_channels = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -87,7 +90,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # nnU-Net passes num_segmentation_heads = background + K tasks (ignore excluded) = K + 1 = number of prompts
         return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, head_negative_slope=cls.head_negative_slope,
-                                     head_hidden_layers=cls.head_hidden_layers, head_context=cls.head_context)
+                                     head_hidden_layers=cls.head_hidden_layers, head_context=cls.head_context,
+                                     head_channels=cls.head_channels)
 
     def _build_loss(self):
         # per-sample Dice (batch_dice=False): the samples of a batch belong to different tasks
