@@ -79,8 +79,7 @@ METHODS = {  # method -> trainer base class
     "unisemi_constant_lambda": "nnUNetTrainerUniSeMi_ConstantLambda",
     "unisemi_leaky_head": "nnUNetTrainerUniSeMi_LeakyHead",
     "unisemi_mlp_head": "nnUNetTrainerUniSeMi_MLPHead",
-    "unisemi_context_head": "nnUNetTrainerUniSeMi_ContextHead",
-    "unisemi_no_exclusion": "nnUNetTrainerUniSeMi_NoExclusion",
+    "unisemi_separate_prompts": "nnUNetTrainerUniSeMi_SeparatePrompts",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -95,8 +94,7 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                  "unisemi_constant_lambda": "UniSeMi, lambda = 1 from the start",
                  "unisemi_leaky_head": "UniSeMi, DoDNet's 3-layer head with LeakyReLU",
                  "unisemi_mlp_head": "UniSeMi, DoDNet's 3-layer ReLU head (the default before 2026-11-28)",
-                 "unisemi_context_head": "UniSeMi, controller input [GAP, prompt] (Eq. 1 as written)",
-                 "unisemi_no_exclusion": "UniSeMi without cross-task exclusion (paper's L_sup alone)",
+                 "unisemi_separate_prompts": "UniSeMi, cross-task exclusion + no path shared by the prompts",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

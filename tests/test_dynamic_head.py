@@ -50,12 +50,12 @@ def test_head_generates_different_kernels_per_prompt_and_with_context_per_sample
     torch.manual_seed(2)
     pooled = torch.randn(2, 16)
     prompts = torch.tensor([[1, 2, 3], [1, 2, 3]])
-    head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d)  # default: kernels from the prompt alone
+    head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d, use_context=False)  # from the prompt alone
     params = head.generate_params(pooled, prompts)
     assert params.shape == (2, 3, head.num_params)
     assert not torch.allclose(params[:, 0], params[:, 1])
     torch.testing.assert_close(params[0], params[1])  # the image does not change the kernels
-    context_head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d, use_context=True)  # Eq. 1 as written
+    context_head = DynamicHead(16, [4], num_prompts=3, conv_op=nn.Conv3d)  # default: Eq. 1 as written
     params = context_head.generate_params(pooled, prompts)
     assert not torch.allclose(params[:, 0], params[:, 1])
     assert not torch.allclose(params[0, 0], params[1, 0])  # same prompt, different image content
@@ -68,7 +68,8 @@ def test_every_prompt_starts_as_its_own_he_kernel_and_nothing_is_shared_between_
     so a gradient step on one prompt's samples changes no other prompt's kernels (a trained shared bias made the
     hippocampus prompts one mask, docs/BENCHMARKS.md)."""
     torch.manual_seed(5)
-    head = DynamicHead(32, [8], num_prompts=4, conv_op=nn.Conv3d)
+    head = DynamicHead(32, [8], num_prompts=4, conv_op=nn.Conv3d, head_channels=None, use_context=False,
+                       separate_prompts=True)  # nnUNetTrainerUniSeMi_SeparatePrompts
     assert not head.controller.bias.requires_grad and head.controller.bias.abs().max() == 0
     kernels = head.generate_params(torch.randn(1, 32), torch.tensor([[1, 2, 3, 4]]))[0]
     weights = kernels[:, :16]  # (prompt, 2 x 8) weights of the one dynamic conv
@@ -166,11 +167,11 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
     an SGD step on the controller moves a generated kernel by about a static kernel's step, not C times it."""
     torch.manual_seed(3)
     channels = 128
-    head = DynamicHead(channels, [8, 16], num_prompts=4, conv_op=nn.Conv3d, use_context=True)
+    head = DynamicHead(channels, [8, 16], num_prompts=4, conv_op=nn.Conv3d)
     pooled = torch.rand(6, channels)  # non-negative like pooled LeakyReLU features
     params = head.generate_params(pooled, torch.tensor([[1], [2], [3], [4], [1], [2]]))[:, 0]
     offset = 0
-    assert [shapes[0][0] for shapes in head.scale_layer_shapes] == [8, 16]  # each scale's decoder channels
+    assert [shapes[0][0] for shapes in head.scale_layer_shapes] == [8, 8]  # reduced to 8 channels at every scale
     for shapes in head.scale_layer_shapes:
         for cin, cout in shapes:
             w = params[:, offset: offset + cin * cout]
@@ -180,7 +181,7 @@ def test_generated_kernels_start_at_he_scale_and_context_is_scaled():
     assert offset == params.shape[1]
     # d(generated weight)/d(controller row) = the controller's input: its squared norm sets the kernel's step size
     inputs = torch.cat((pooled * head.context_scale, F.one_hot(torch.tensor([0]), 4).float().expand(6, -1)), 1)
-    step_factor = inputs.pow(2).sum(1)  # the shared bias is not trained
+    step_factor = 1 + inputs.pow(2).sum(1)  # the bias adds 1
     assert step_factor.max().item() < 3  # unscaled: ~1 + channels / 3 = 44
 
 
@@ -195,8 +196,9 @@ def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxe
     prompts = torch.tensor([[1], [3]])
     logits = head(pooled, [feats], prompts)[0][:, 0]
     params = head.generate_params(pooled, prompts)[:, 0]
-    w, b = params[:, :16].reshape(2, 2, 8), params[:, 16:18]  # on the decoder features themselves (no reduction)
-    torch.testing.assert_close(logits, torch.einsum("goc,gcxyz->goxyz", w, feats) + b[..., None, None, None])
+    reduced = head.pre_dynamic[0](feats)
+    w, b = params[:, :16].reshape(2, 2, 8), params[:, 16:18]
+    torch.testing.assert_close(logits, torch.einsum("goc,gcxyz->goxyz", w, reduced) + b[..., None, None, None])
     (grad,) = torch.autograd.grad(logits[:, 1].sum(), feats)
     assert (grad.abs().sum(1) > 0).all()
     # the same check on DoDNet's ReLU head (nnUNetTrainerUniSeMi_MLPHead) with its hidden units off: no gradient
@@ -235,3 +237,12 @@ def test_trainers_build_the_head_they_name():
         depth[trainer.__name__] = (len(net.head.layer_shapes), net.head.negative_slope)
     assert depth == {"nnUNetTrainerUniSeMi": (1, 0.0), "nnUNetTrainerUniSeMi_MLPHead": (3, 0.0),
                      "nnUNetTrainerUniSeMi_LeakyHead": (3, 0.01)}
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (
+        nnUNetTrainerUniSeMi_SeparatePrompts,
+    )
+
+    default = nnUNetTrainerUniSeMi.build_network_architecture(plans, config, 1, 4, False).head
+    separate = nnUNetTrainerUniSeMi_SeparatePrompts.build_network_architecture(plans, config, 1, 4, False).head
+    assert default.context_channels == 16 and default.controller.bias.requires_grad
+    assert separate.context_channels == 0 and not separate.controller.bias.requires_grad
+    assert separate.layer_shapes == [(4, 2)] and isinstance(separate.pre_dynamic[0], nn.Identity)

@@ -119,6 +119,39 @@ def test_trainer_never_reads_unlabeled_tasks(demo, monkeypatch):
     info_trainer.on_train_end()
 
 
+def test_separate_prompts_variant_trains_with_exclusion_on_every_labeled_sample(demo, monkeypatch):
+    """nnUNetTrainerUniSeMi_SeparatePrompts: each step decodes the labeled samples under the K - 1 other task prompts
+    and passes their own binary targets to the exclusion loss; its head shares nothing between prompts."""
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(k, demo["env"][k])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    import nnunetv2_unisemi.training.nnUNetTrainerUniSeMi as trainer_module
+
+    calls, exclusion_loss = [], trainer_module.exclusion_loss
+
+    def recording_exclusion_loss(other_logits, own_foreground):
+        calls.append(([tuple(o.shape) for o in other_logits], own_foreground.detach().clone()))
+        return exclusion_loss(other_logits, own_foreground)
+
+    monkeypatch.setattr(trainer_module, "exclusion_loss", recording_exclusion_loss)
+    trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, "nnUNetTrainerUniSeMi_SeparatePrompts_Test",
+                                    device=torch.device("cpu"))
+    trainer.run_training()
+    head = trainer.network.head
+    assert head.context_channels == 0 and not head.controller.bias.requires_grad
+    assert all(isinstance(m, torch.nn.Identity) for m in head.pre_dynamic)
+    assert len(calls) == trainer.num_iterations_per_epoch * trainer.num_epochs
+    k = trainer.unisemi.num_tasks
+    for shapes, own in calls:
+        assert len(shapes) == k - 1 and own.shape[0] == trainer.batch_size
+        assert all(s[0] == trainer.batch_size and s[1] == 2 and s[2:] == tuple(own.shape[2:]) for s in shapes)
+        assert set(own.unique().tolist()) <= {0, 1}
+    assert any(own.sum() > 0 for _, own in calls)
+    assert np.isfinite(trainer.logger.local_logger.my_fantastic_logging["train_loss_sup"]).all()
+
+
 def read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 

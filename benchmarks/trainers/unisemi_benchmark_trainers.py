@@ -24,11 +24,10 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (
     nnUNetTrainerUniMeanTeacher,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda import nnUNetTrainerUniSeMi_ConstantLambda
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ContextHead import nnUNetTrainerUniSeMi_ContextHead
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import nnUNetTrainerUniSeMi_LeakyHead
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoExclusion import nnUNetTrainerUniSeMi_NoExclusion
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
@@ -76,7 +75,7 @@ class nnUNetTrainer_TaskBinary(nnUNetTrainer):
 BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
                    nnUNetTrainerUniSeMi_TaskInfo, nnUNetTrainerUniSeMi_ConstantLambda, nnUNetTrainerMeanTeacher,
                    nnUNetTrainerBCP, nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP, nnUNetTrainerUniSeMi_LeakyHead,
-                   nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_ContextHead, nnUNetTrainerUniSeMi_NoExclusion)
+                   nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

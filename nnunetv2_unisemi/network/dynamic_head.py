@@ -66,24 +66,24 @@ class DynamicHead(nn.Module):
         decoder_channels: Sequence[int],
         num_prompts: int,
         conv_op: type[nn.Module] = nn.Conv3d,
-        head_channels: int | None = None,
+        head_channels: int | None = 8,
         num_hidden_layers: int = 0,
         num_classes: int = 2,
         negative_slope: float = 0.0,
-        use_context: bool = False,
+        use_context: bool = True,
+        separate_prompts: bool = False,
     ):
         super().__init__()
         self.num_prompts = num_prompts
-        # Eq. 1 feeds the controller GAP(bottleneck) beside the prompt. Off by default: pooled features are positive
-        # and similar across images, so their weights act as one more bias shared by all prompts, and they can also
-        # tell the training images apart; either way the hippocampus prompts kept one mask (docs/BENCHMARKS.md,
-        # "Why two prompts gave one mask"). nnUNetTrainerUniSeMi_ContextHead keeps it.
+        # Eq. 1 feeds the controller GAP(bottleneck) beside the prompt. Its weights act as one more bias shared by all
+        # prompts and can tell the training images apart (docs/BENCHMARKS.md, "Why two prompts gave one mask");
+        # nnUNetTrainerUniSeMi_SeparatePrompts turns it off.
         self.context_channels = bottleneck_channels if use_context else 0
         # hidden layers (DoDNet: 2, nnUNetTrainerUniSeMi_MLPHead) use ReLU, or LeakyReLU with this slope if > 0
         self.negative_slope = negative_slope
         self.num_classes = num_classes
-        # None (default): the dynamic layers work on each scale's decoder features, so nothing is shared between
-        # prompts; an int: a fixed (shared) 1x1x1 conv first reduces them to that many channels (DoDNet: 8)
+        # an int (DoDNet: 8): a fixed 1x1x1 conv, shared by all prompts, first reduces each scale's features to that
+        # many channels; None: the dynamic layers work on the decoder features themselves
         if head_channels is None:
             self.pre_dynamic = nn.ModuleList(nn.Identity() for _ in decoder_channels)
             in_channels = list(decoder_channels)
@@ -101,17 +101,30 @@ class DynamicHead(nn.Module):
         # runs, and the encoder got most of its gradient through the pooling). Scaling the pooled vector by
         # 1/sqrt(C) gives the generated kernels a static layer's step size (docs/BENCHMARKS.md, "What was tried").
         self.context_scale = bottleneck_channels ** -0.5 if use_context else 0.0
-        self._init_prompt_kernels()
+        if separate_prompts:
+            self._init_prompt_kernels()
+        else:
+            self._init_controller_bias()
+
+    def _init_controller_bias(self) -> None:
+        """Start every scale's head as nnU-Net's He-initialised static layers (zero biases), held in the controller's
+        shared bias; the prompt and the context learn to modulate them. With the default init the generated kernels
+        were ~0.5x He scale, so the three dynamic layers passed ~1/15 of a static head's gradient back to the decoder.
+        """
+        with torch.no_grad():
+            first = self.scale_layer_shapes[0]
+            if all(shapes == first for shapes in self.scale_layer_shapes):  # one draw for every scale, as before
+                self.controller.bias.copy_(self.he_kernels(first).repeat(len(self.scale_layer_shapes)))
+            else:
+                self.controller.bias.copy_(self.he_kernels())
 
     def _init_prompt_kernels(self) -> None:
-        """Start every prompt as its own He-initialised static head (nnU-Net's init, zero biases): the prompt's
-        one-hot column of the controller holds that prompt's kernels, and the controller's shared bias is fixed at 0.
-
-        The one-hot prompt already selects a bias per prompt, so a shared bias adds no function, only a shared path
-        for learning: trained, it learned what the tasks have in common (e.g. 'hippocampus' for its anterior and
-        posterior parts) for all prompts at once, and the prompts kept one kernel and gave one mask, even when every
-        image carried both labels (docs/BENCHMARKS.md, "Why two prompts gave one mask"). The bias stays a frozen
-        parameter so that checkpoints trained with it still load and predict as trained."""
+        """separate_prompts: start every prompt as its own He-initialised static head (nnU-Net's init, zero biases):
+        the prompt's one-hot column of the controller holds that prompt's kernels, and the controller's shared bias is
+        fixed at 0. The one-hot prompt already selects a bias per prompt, so a shared bias adds no function, only a
+        shared path for learning: trained, it learns what the tasks have in common (e.g. 'hippocampus' for its
+        anterior and posterior parts) for all prompts at once (docs/BENCHMARKS.md, "Why two prompts gave one mask").
+        The bias stays a (frozen) parameter, so both layouts load the same checkpoints."""
         with torch.no_grad():
             context = self.controller.weight.shape[1] - self.num_prompts
             for k in range(self.num_prompts):
@@ -119,11 +132,11 @@ class DynamicHead(nn.Module):
             self.controller.bias.zero_()
         self.controller.bias.requires_grad_(False)
 
-    def he_kernels(self) -> torch.Tensor:
-        """One set of dynamic parameters for every scale, drawn as nnU-Net's He-initialised static layers (zero
-        biases), laid out as the controller's output."""
+    def he_kernels(self, layer_shapes=None) -> torch.Tensor:
+        """One set of dynamic parameters for every scale (or for the given layers only), drawn as nnU-Net's
+        He-initialised static layers (zero biases), laid out as the controller's output."""
         chunks = []
-        for shapes in self.scale_layer_shapes:
+        for shapes in [layer_shapes] if layer_shapes is not None else self.scale_layer_shapes:
             for cin, cout in shapes:
                 chunks.append(torch.randn(cout * cin) * (2.0 / cin) ** 0.5)
                 chunks.append(torch.zeros(cout))

@@ -30,8 +30,9 @@ class BackboneFeatures:
 
 
 class UniSeMiNetwork(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_prompts: int, head_channels: int | None = None,
-                 head_negative_slope: float = 0.0, head_hidden_layers: int = 0, head_context: bool = False):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_prompts: int, head_channels: int | None = 8,
+                 head_negative_slope: float = 0.0, head_hidden_layers: int = 0, head_context: bool = True,
+                 head_separate_prompts: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder  # nnU-Net toggles deep supervision through `network.decoder.deep_supervision`
@@ -41,7 +42,7 @@ class UniSeMiNetwork(nn.Module):
         conv_op = convert_dim_to_conv_op(len(encoder.strides[0]))
         self.head = DynamicHead(encoder.output_channels[-1], decoder_channels, num_prompts, conv_op, head_channels,
                                 num_hidden_layers=head_hidden_layers, negative_slope=head_negative_slope,
-                                use_context=head_context)
+                                use_context=head_context, separate_prompts=head_separate_prompts)
         self.num_prompts = num_prompts
         # prompts used when called without prompts, as nnU-Net's predictor does: see task_map_logits
         self.inference_prompts = list(range(1, num_prompts))
@@ -115,8 +116,9 @@ def build_unisemi_network(
     enable_deep_supervision: bool = True,
     head_negative_slope: float = 0.0,
     head_hidden_layers: int = 0,
-    head_context: bool = False,
-    head_channels: int | None = None,
+    head_context: bool = True,
+    head_channels: int | None = 8,
+    head_separate_prompts: bool = False,
 ) -> UniSeMiNetwork:
     """The planned backbone (same class, kwargs and init as nnU-Net's) wrapped with the dynamic head."""
     backbone = get_network_from_plans(
@@ -134,4 +136,5 @@ def build_unisemi_network(
             "style architecture from dynamic_network_architectures (PlainConvUNet, ResidualEncoderUNet)."
         )
     return UniSeMiNetwork(backbone.encoder, backbone.decoder, num_prompts, head_negative_slope=head_negative_slope,
-                          head_hidden_layers=head_hidden_layers, head_context=head_context, head_channels=head_channels)
+                          head_hidden_layers=head_hidden_layers, head_context=head_context, head_channels=head_channels,
+                          head_separate_prompts=head_separate_prompts)

@@ -19,9 +19,6 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerMeanTeacher import (  # noq
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda import (  # noqa: F401
     nnUNetTrainerUniSeMi_ConstantLambda,
 )
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ContextHead import (  # noqa: F401
-    nnUNetTrainerUniSeMi_ContextHead,
-)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import (  # noqa: F401
     nnUNetTrainerUniSeMi_LeakyHead,
 )
@@ -32,11 +29,11 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_masks import (  # n
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import (  # noqa: F401
     nnUNetTrainerUniSeMi_MLPHead,
 )
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoExclusion import (  # noqa: F401
-    nnUNetTrainerUniSeMi_NoExclusion,
-)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import (  # noqa: F401
     nnUNetTrainerUniSeMi_NoUnlabeled,
+)
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (  # noqa: F401
+    nnUNetTrainerUniSeMi_SeparatePrompts,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo  # noqa: F401
 from nnunetv2_unisemi.training.variants.short_schedules import (  # noqa: F401

@@ -54,11 +54,11 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
     # convolution by default; nnUNetTrainerUniSeMi_MLPHead / _LeakyHead set DoDNet's three layers
     head_hidden_layers = 0
     head_negative_slope = 0.0
-    # kernels from the prompt alone; True = Eq. 1's [GAP(bottleneck), prompt] (nnUNetTrainerUniSeMi_ContextHead)
-    head_context = False
-    # None: the dynamic kernels read the decoder's features; 8 = DoDNet's shared 1x1x1 reduction to 8 channels first
-    # (a path shared by all prompts: the hippocampus prompts kept one mask with it, docs/BENCHMARKS.md)
-    head_channels = None
+    # Eq. 1's controller input [GAP(bottleneck), prompt], DoDNet's shared 1x1x1 reduction to 8 channels and a shared
+    # He-initialised controller bias; nnUNetTrainerUniSeMi_SeparatePrompts removes these paths shared by all prompts
+    head_context = True
+    head_channels = 8
+    head_separate_prompts = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -69,8 +69,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.mask_fraction_range = (0.3, 0.7)
         self.use_unlabeled = True
         # cross-task exclusion (task_exclusion.py): a labeled case's own target is background under the other task
-        # prompts; 0 = the paper's supervised term alone (needed only for tasks whose structures nest)
-        self.exclusion_loss_weight = 1.0
+        # prompts; 0 = the paper's supervised term alone (the default until it is shown to help, docs/BENCHMARKS.md)
+        self.exclusion_loss_weight = 0.0
         self.unlabeled_loss_weight = 1.0  # lambda
         # sigmoid ramp-up of lambda over this fraction of the epochs (0 = constant lambda). An untrained network's
         # pseudo labels say "no foreground" for every task it has not learned yet; at full weight from the start
@@ -91,7 +91,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, head_negative_slope=cls.head_negative_slope,
                                      head_hidden_layers=cls.head_hidden_layers, head_context=cls.head_context,
-                                     head_channels=cls.head_channels)
+                                     head_channels=cls.head_channels, head_separate_prompts=cls.head_separate_prompts)
 
     def _build_loss(self):
         # per-sample Dice (batch_dice=False): the samples of a batch belong to different tasks

@@ -14,4 +14,3 @@ from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 
 class nnUNetTrainerUniSeMi_MLPHead(nnUNetTrainerUniSeMi):
     head_hidden_layers = 2
-    head_channels = 8  # DoDNet: a 1x1x1 conv to 8 channels, then 8 -> 8 -> 8 -> 2 dynamic layers
