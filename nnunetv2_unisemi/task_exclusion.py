@@ -5,12 +5,14 @@ the tasks' labeled cases are disjoint. Supervised only under its own prompt, a s
 task by segmenting "the structure annotated in this image", which it can memorise for a few training cases. Two
 tasks on the same images (the anterior and posterior hippocampus of the benchmark; pancreas and spleen on abdominal
 CT in the paper) then get one mask at test time: 0.84 Dice on the training cases, the same mask under both prompts on
-new cases. Asking the other prompts for background on the annotated structure removes that shortcut: a prompt must
-now tell its structure from the others' on the same image.
+new cases. Asking the other prompts for background on the annotated structure takes that shortcut away in principle:
+a prompt must tell its structure from the others' on the same image. Measured so far it is not a reliable fix: in 1
+of 4 short runs of benchmarks/experiments/prompt_saddle_toy.py the prompts separated, and the network can still
+memorise which training images belong to which task (nnUNetTrainerUniSeMi_SeparatePrompts uses it; off by default).
 
 The unified label map gives every voxel at most one task, so the tasks' targets are disjoint structures and the
-exclusion is always true of the data (set the trainer's `exclusion_loss_weight = 0` for tasks that nest, e.g. an
-organ and a tumour inside it, converted from different data sets). It costs K - 1 extra head applications per labeled
+exclusion is true of the data (do not turn it on, `exclusion_loss_weight > 0`, for tasks that nest, e.g. an organ and
+a tumour inside it, converted from different data sets). It costs K - 1 extra head applications per labeled
 sample on the same backbone pass.
 """
 
