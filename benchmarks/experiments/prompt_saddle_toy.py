@@ -70,7 +70,6 @@ class StaticBinaryHeads(nn.Module):
                                   {"inplace": True}, deep_supervision=False)
         from dynamic_network_architectures.initialization.weight_init import InitWeights_He
         self.unet.apply(InitWeights_He(1e-2))
-        self.head = nn.Module()
 
     def forward(self, x, prompts):
         out = self.unet(x)
