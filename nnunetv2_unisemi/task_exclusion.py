@@ -42,7 +42,8 @@ def exclusion_loss(other_logits: Sequence[torch.Tensor], own_foreground: torch.T
     if not other_logits:
         return own_foreground.new_zeros((), dtype=torch.float32)
     own = own_foreground[:, 0].bool()
-    background = torch.zeros_like(own, dtype=torch.long)
-    losses = [(F.cross_entropy(logits.float(), background, reduction="none") * own).sum() / own.numel()
-              for logits in other_logits]
-    return torch.stack(losses).mean()
+    logits = torch.stack(tuple(other_logits)).float()  # (P, B, 2, ...): all other prompts in one op
+    background = torch.zeros((logits.shape[0], *own.shape), dtype=torch.long, device=logits.device)
+    ce = F.cross_entropy(logits.flatten(0, 1), background.flatten(0, 1), reduction="none")
+    ce = ce.unflatten(0, logits.shape[:2])
+    return (ce * own).sum() / (own.numel() * logits.shape[0])

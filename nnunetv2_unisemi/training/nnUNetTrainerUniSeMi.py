@@ -163,6 +163,11 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         """P_agg (Eq. 7): element-wise max of the task prompts' foreground probabilities on the mixed input."""
         return aggregated_task_prediction(prompted_logits[: self.unisemi.num_tasks])
 
+    def full_resolution(self, outputs: list) -> list[torch.Tensor]:
+        """The highest-resolution logits of each prompt's output (outputs are lists over scales under deep
+        supervision)."""
+        return [o[0] if self.enable_deep_supervision else o for o in outputs]
+
     def train_step(self, batch: dict) -> dict:
         images, prompts, targets = self.labeled_inputs(batch)
         n_labeled = batch["data"].shape[0]
@@ -186,12 +191,12 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             out_labeled = concat_samples(own, outputs[1]) if n_synthetic else own
             loss_sup = self.loss(out_labeled, targets if self.enable_deep_supervision else targets[0])
             if exclusion:
-                full_res = [o[0] if self.enable_deep_supervision else o for o in others]
-                loss_sup = loss_sup + self.exclusion_loss_weight * exclusion_loss(full_res, targets[0][:n_labeled])
+                loss_sup = loss_sup + self.exclusion_loss_weight * exclusion_loss(self.full_resolution(others),
+                                                                                  targets[0][:n_labeled])
             loss_unsup = torch.zeros((), device=self.device)
             weight = self.current_unlabeled_weight()
             if self.use_unlabeled:
-                full_res = [o[0] if self.enable_deep_supervision else o for o in outputs[-1]]
+                full_res = self.full_resolution(outputs[-1])
                 p_agg = self.unlabeled_target(full_res, mix_parts)
                 loss_unsup = self.consistency_loss(full_res[self.unisemi.synthetic_prompt - 1], p_agg)
             loss = loss_sup + weight * loss_unsup
