@@ -6,7 +6,10 @@ Dice to its own part, the Dice between the two prompts' masks and the share of t
 on the posterior part; and on the training cases, each prompt's Dice to the case's own part.
 
 Variants: prompts_only (the paper's supervised term), exclusive (+ cross-task exclusion), synthetic (+ the synthetic
-task), full_labels (control: both parts on every case), single_anterior (one task: the per-task reference);
+task), mixed_prompts (exclusive + CutMix of two tasks' labeled cases decoded under both task prompts, unknown voxels
+ignored), full_labels (control: both parts on every case), single_anterior (one task: the per-task reference);
+--unlabeled N --prompt-overlap-weight W [--overlap-rampup F] (+ soft Dice between the two prompts' masks on unlabeled
+cases: the tasks are disjoint), --separate-prompts (per-prompt He kernels, no trained shared bias);
 --head static_binary (independent static binary heads, a control), --context (controller input [GAP, prompt]),
 --head-channels 8 (DoDNet's shared reduction to 8 channels before the dynamic kernels).
 Results: docs/BENCHMARKS.md, "Why two prompts gave one mask". About 8 min per run on one core:
@@ -31,6 +34,7 @@ from torch import nn
 
 from nnunetv2_unisemi.network.unisemi_network import UniSeMiNetwork
 from nnunetv2_unisemi.task_mixing import sample_cutmix_masks, synthesize_task_batch
+from nnunetv2_unisemi.training.variants.ssl_losses import sigmoid_rampup
 
 PATCH = (40, 56, 40)
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +52,8 @@ def load_case(data: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
     return out_i, out_l
 
 
-def build(features, n_prompts: int, head_channels: int | None, hidden: int, context: bool) -> UniSeMiNetwork:
+def build(features, n_prompts: int, head_channels: int | None, hidden: int, context: bool,
+          separate_prompts: bool = False) -> UniSeMiNetwork:
     n = len(features)
     unet = PlainConvUNet(1, n, features, nn.Conv3d, 3, [1] + [2] * (n - 1), 2, 2, [2] * (n - 1), True,
                          nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
@@ -56,7 +61,7 @@ def build(features, n_prompts: int, head_channels: int | None, hidden: int, cont
     from dynamic_network_architectures.initialization.weight_init import InitWeights_He
     unet.apply(InitWeights_He(1e-2))
     return UniSeMiNetwork(unet.encoder, unet.decoder, n_prompts, head_channels=head_channels,
-                          head_hidden_layers=hidden, head_context=context)
+                          head_hidden_layers=hidden, head_context=context, head_separate_prompts=separate_prompts)
 
 
 class StaticBinaryHeads(nn.Module):
@@ -84,6 +89,12 @@ def mirror(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
     return x, y
 
 
+def prompt_overlap(probs: list[torch.Tensor], smooth: float = 1e-5) -> torch.Tensor:
+    """Soft Dice between two task prompts' foreground probabilities, per sample, averaged (tasks are disjoint)."""
+    a, b = probs[0].flatten(1), probs[1].flatten(1)
+    return (2 * (a * b).sum(1) / (a.sum(1) + b.sum(1) + smooth)).mean()
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
@@ -92,7 +103,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "Task04_Hippocampus"))
     p.add_argument("--variant", default="prompts_only",
-                   choices=["prompts_only", "synthetic", "single_anterior", "full_labels", "exclusive"])
+                   choices=["prompts_only", "synthetic", "single_anterior", "full_labels", "exclusive",
+                            "mixed_prompts"])
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--labeled", type=int, default=8)
@@ -105,6 +117,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-mirror", action="store_true")
     p.add_argument("--head", default="dynamic", choices=["dynamic", "static_binary"])
     p.add_argument("--context", action="store_true", help="controller input [GAP, prompt] (Eq. 1 as written)")
+    p.add_argument("--separate-prompts", action="store_true", help="per-prompt He kernels, controller bias frozen")
+    p.add_argument("--unlabeled", type=int, default=0, help="unlabeled cases (after the test cases)")
+    p.add_argument("--unlabeled-batch", type=int, default=2)
+    p.add_argument("--prompt-overlap-weight", type=float, default=0.0,
+                   help="weight of the soft Dice between the task prompts' masks on unlabeled images")
+    p.add_argument("--overlap-rampup", type=float, default=0.0,
+                   help="sigmoid ramp-up of that weight over this fraction of the steps (as the trainer's lambda)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -117,13 +136,18 @@ def main(argv=None) -> int:
     cases = [cases[i] for i in order]
     ant, post = cases[: args.labeled], cases[args.labeled: 2 * args.labeled]
     test = cases[2 * args.labeled: 2 * args.labeled + args.test]
-    load = {c: load_case(data, c) for c in ant + post + test}
+    unlabeled = cases[2 * args.labeled + args.test: 2 * args.labeled + args.test + args.unlabeled]
+    load = {c: load_case(data, c) for c in ant + post + test + unlabeled}
     # tasks: 1 = anterior (Task04 label 1), 2 = posterior (label 2); prompt 3 = synthetic
     train = [(c, 1) for c in ant] + ([] if args.variant == "single_anterior" else [(c, 2) for c in post])
-    net = build(args.features, 3, args.head_channels, args.hidden, args.context) if args.head == "dynamic" else \
+    net = build(args.features, 3, args.head_channels, args.hidden, args.context, args.separate_prompts) \
+        if args.head == "dynamic" else \
         StaticBinaryHeads(args.features, 3)
     loss_fn = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                              weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
+    partial_loss_fn = DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+                                     weight_ce=1, weight_dice=1, ignore_label=2,
+                                     dice_class=MemoryEfficientSoftDiceLoss)
     opt = torch.optim.SGD(net.parameters(), args.lr, weight_decay=3e-5, momentum=0.99, nesterov=True)
     history = []
     t0 = time.time()
@@ -177,6 +201,31 @@ def main(argv=None) -> int:
         if args.variant == "full_labels":
             out = net(x, torch.tensor([[1, 2]] * len(picks)))
             loss = loss_fn(out[0], (y == 1).long()) + loss_fn(out[1], (y == 2).long())
+        elif args.variant == "mixed_prompts":
+            # exclusive + CutMix of two labeled cases of different tasks, decoded under each source task's prompt:
+            # the image holds both tasks' annotated parts, so only the prompt says which one to segment. Under
+            # task t: its own case's region is fully known; in the other case's region only that case's own part is
+            # known (background for t, exclusion); the rest is unknown (ignore = 2)
+            pairs = [(i, j) for i in range(len(picks)) for j in range(len(picks)) if picks[i][1] < picks[j][1]]
+            pairs = [pairs[k] for k in rng.permutation(len(pairs))[: args.batch // 2]]
+            n = len(picks)
+            both = torch.stack((prompts, 3 - prompts), 1)
+            if pairs:
+                i1 = torch.tensor([i for i, _ in pairs])
+                i2 = torch.tensor([j for _, j in pairs])
+                m = sample_cutmix_masks(len(pairs), PATCH, "zero_centered", rng)[:, None]
+                sx = torch.where(m, x[i1], x[i2])
+                y1, y2 = targets[0][i1], targets[0][i2]
+                t_first = torch.where(m, y1, torch.where(y2 == 1, 0, 2))
+                t_second = torch.where(m, torch.where(y1 == 1, 0, 2), y2)
+                x = torch.cat((x, sx))
+                both = torch.cat((both, torch.stack((prompts[i1], prompts[i2]), 1)))
+            out = net(x, both)
+            own = targets[0][:, 0].bool()
+            ce = torch.nn.functional.cross_entropy(out[1][:n], torch.zeros_like(targets[0][:, 0]), reduction="none")
+            loss = loss_fn(out[0][:n], targets[0]) + (ce * own).sum() / own.numel()
+            if pairs:
+                loss = loss + partial_loss_fn(out[0][n:], t_first) + partial_loss_fn(out[1][n:], t_second)
         elif args.variant == "exclusive":
             # also under the other task's prompt: the sample's own part is that task's background (rest unknown)
             out = net(x, torch.stack((prompts, 3 - prompts), 1))
@@ -185,6 +234,15 @@ def main(argv=None) -> int:
             loss = loss_fn(out[0], targets[0]) + (ce * own).sum() / own.numel()  # nnU-Net's per-voxel CE weight
         else:
             loss = loss_fn(net(x, prompts), targets[0])
+        if args.unlabeled and args.prompt_overlap_weight > 0:
+            u = torch.from_numpy(np.stack([load[unlabeled[i]][0] for i in rng.integers(len(unlabeled),
+                                                                                        size=args.unlabeled_batch)]))
+            u = u[:, None]
+            if not args.no_mirror:
+                u = torch.cat([mirror(u[i:i + 1], u[i:i + 1], rng)[0] for i in range(len(u))])
+            pu = [o.softmax(1)[:, 1] for o in net(u, torch.tensor([[1, 2]] * len(u)))]
+            ramp = sigmoid_rampup(step, args.overlap_rampup * args.steps)
+            loss = loss + args.prompt_overlap_weight * ramp * prompt_overlap(pu)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 12)
