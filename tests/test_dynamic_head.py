@@ -246,3 +246,21 @@ def test_trainers_build_the_head_they_name():
     assert default.context_channels == 16 and default.controller.bias.requires_grad
     assert separate.context_channels == 0 and not separate.controller.bias.requires_grad
     assert separate.layer_shapes == [(4, 2)] and isinstance(separate.pre_dynamic[0], nn.Identity)
+
+
+def test_prompt_kernel_directions_are_what_the_head_applies():
+    """d_k = w_k[foreground] - w_k[background]: the logit difference of prompt k at a voxel is d_k . features plus the
+    prompt's bias difference, at every scale; heads with the pooled context have no image-independent kernels."""
+    torch.manual_seed(0)
+    head = DynamicHead(16, [8, 12], num_prompts=4, head_channels=None, use_context=False, separate_prompts=True)
+    feats = [torch.randn(1, 8, 3, 3, 3), torch.randn(1, 12, 2, 2, 2)]
+    directions = head.prompt_kernel_directions([1, 2, 3])
+    logits = head(torch.zeros(1, 16), feats, torch.tensor([[1, 2, 3]]))
+    for s, (f, d) in enumerate(zip(feats, directions)):
+        assert d.shape == (3, f.shape[1])
+        bias = head.generate_params(torch.zeros(1, 16), torch.tensor([[1, 2, 3]]))[0][
+            :, head.scale_offsets[s] + 2 * f.shape[1]: head.scale_offsets[s] + 2 * f.shape[1] + 2]
+        expected = torch.einsum("pc,c...->p...", d, f[0]) + (bias[:, 1] - bias[:, 0]).view(-1, 1, 1, 1)
+        torch.testing.assert_close(logits[s][0, :, 1] - logits[s][0, :, 0], expected)
+    with pytest.raises(ValueError, match="without the pooled context"):
+        DynamicHead(16, [8], num_prompts=4, use_context=True).prompt_kernel_directions([1, 2])

@@ -95,6 +95,19 @@ def prompt_overlap(probs: list[torch.Tensor], smooth: float = 1e-5) -> torch.Ten
     return (2 * (a * b).sum(1) / (a.sum(1) + b.sum(1) + smooth)).mean()
 
 
+def task_kernel_directions(net) -> torch.Tensor:
+    """(2, C): each task prompt's foreground-minus-background kernel on the decoder features (prompt-only heads)."""
+    if isinstance(net, StaticBinaryHeads):
+        w = net.unet.decoder.seg_layers[-1].weight.flatten(1)  # (2 * prompts, C)
+        return torch.stack([w[2 * k + 1] - w[2 * k] for k in (0, 1)])
+    head = net.head
+    if head.context_channels or len(head.layer_shapes) != 1:
+        raise SystemExit("--kernel-orthogonality needs a context-free one-convolution dynamic head")
+    cin = head.layer_shapes[0][0]
+    params = head.generate_params(torch.zeros(1, 1), torch.tensor([[1, 2]]))[0, :, : 2 * cin].reshape(2, 2, cin)
+    return params[:, 1] - params[:, 0]
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
@@ -124,6 +137,8 @@ def main(argv=None) -> int:
                    help="weight of the soft Dice between the task prompts' masks on unlabeled images")
     p.add_argument("--overlap-rampup", type=float, default=0.0,
                    help="sigmoid ramp-up of that weight over this fraction of the steps (as the trainer's lambda)")
+    p.add_argument("--kernel-orthogonality", type=float, default=0.0,
+                   help="weight of cos^2 between the two task prompts' foreground-minus-background kernels")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -234,6 +249,9 @@ def main(argv=None) -> int:
             loss = loss_fn(out[0], targets[0]) + (ce * own).sum() / own.numel()  # nnU-Net's per-voxel CE weight
         else:
             loss = loss_fn(net(x, prompts), targets[0])
+        if args.kernel_orthogonality > 0:
+            d = task_kernel_directions(net)
+            loss = loss + args.kernel_orthogonality * torch.nn.functional.cosine_similarity(d[0], d[1], dim=0) ** 2
         if args.unlabeled and args.prompt_overlap_weight > 0:
             u = torch.from_numpy(np.stack([load[unlabeled[i]][0] for i in rng.integers(len(unlabeled),
                                                                                         size=args.unlabeled_batch)]))

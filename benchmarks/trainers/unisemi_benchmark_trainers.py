@@ -27,6 +27,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_ConstantLambda impo
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import nnUNetTrainerUniSeMi_LeakyHead
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
+    nnUNetTrainerUniSeMi_OrthogonalPrompts,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
@@ -75,7 +78,8 @@ class nnUNetTrainer_TaskBinary(nnUNetTrainer):
 BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_NoUnlabeled,
                    nnUNetTrainerUniSeMi_TaskInfo, nnUNetTrainerUniSeMi_ConstantLambda, nnUNetTrainerMeanTeacher,
                    nnUNetTrainerBCP, nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP, nnUNetTrainerUniSeMi_LeakyHead,
-                   nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts)
+                   nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts,
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

@@ -142,6 +142,22 @@ class DynamicHead(nn.Module):
                 chunks.append(torch.zeros(cout))
         return torch.cat(chunks)
 
+    def prompt_kernel_directions(self, prompt_ids: Sequence[int]) -> list[torch.Tensor]:
+        """Each prompt's foreground-minus-background kernel, (P, C) per scale: the direction in feature space along
+        which the prompt's foreground logit grows. Defined for a context-free one-convolution binary head, whose
+        kernels are the prompts' own (the same for every image)."""
+        if self.context_channels or any(len(shapes) != 1 for shapes in self.scale_layer_shapes) \
+                or self.num_classes != 2:
+            raise ValueError("prompt kernel directions need a one-convolution binary head without the pooled context "
+                             "(use_context=False, num_hidden_layers=0)")
+        prompts = torch.as_tensor(list(prompt_ids), device=self.controller.weight.device)
+        params = self.controller(F.one_hot(prompts - 1, self.num_prompts).to(self.controller.weight.dtype))
+        directions = []
+        for s, ((cin, cout),) in enumerate(self.scale_layer_shapes):
+            w = params[:, self.scale_offsets[s]: self.scale_offsets[s] + cin * cout].reshape(len(prompts), cout, cin)
+            directions.append(w[:, 1] - w[:, 0])
+        return directions
+
     def generate_params(self, pooled: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """Eq. 1: kernels for each (sample, prompt). pooled: (B, C), prompts: (B, P) ids in 1..num_prompts.
 

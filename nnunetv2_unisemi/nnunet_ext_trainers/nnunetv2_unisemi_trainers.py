@@ -32,6 +32,9 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import (  #
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import (  # noqa: F401
     nnUNetTrainerUniSeMi_NoUnlabeled,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (  # noqa: F401
+    nnUNetTrainerUniSeMi_OrthogonalPrompts,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (  # noqa: F401
     nnUNetTrainerUniSeMi_SeparatePrompts,
 )

@@ -35,7 +35,7 @@ from torch import distributed as dist
 
 from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
 from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
-from nnunetv2_unisemi.task_exclusion import exclusion_loss, own_then_other_prompts
+from nnunetv2_unisemi.task_exclusion import exclusion_loss, kernel_alignment, own_then_other_prompts
 from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
 from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
 from nnunetv2_unisemi.training.variants.ssl_losses import sigmoid_rampup
@@ -71,6 +71,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # cross-task exclusion (task_exclusion.py): a labeled case's own target is background under the other task
         # prompts; 0 = the paper's supervised term alone (the default until it is shown to help, docs/BENCHMARKS.md)
         self.exclusion_loss_weight = 0.0
+        # squared cosine between the task prompts' kernels (task_exclusion.kernel_alignment; needs a context-free
+        # one-convolution head): keeps the prompts from sharing one feature; on in _OrthogonalPrompts
+        self.kernel_alignment_weight = 0.0
         self.unlabeled_loss_weight = 1.0  # lambda
         # sigmoid ramp-up of lambda over this fraction of the epochs (0 = constant lambda). An untrained network's
         # pseudo labels say "no foreground" for every task it has not learned yet; at full weight from the start
@@ -163,6 +166,11 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         """P_agg (Eq. 7): element-wise max of the task prompts' foreground probabilities on the mixed input."""
         return aggregated_task_prediction(prompted_logits[: self.unisemi.num_tasks])
 
+    def task_kernel_alignment(self) -> torch.Tensor:
+        network = self.network.module if self.is_ddp else self.network
+        head = getattr(network, "_orig_mod", network).head
+        return kernel_alignment(head.prompt_kernel_directions([t.id for t in self.unisemi.tasks]))
+
     def full_resolution(self, outputs: list) -> list[torch.Tensor]:
         """The highest-resolution logits of each prompt's output (outputs are lists over scales under deep
         supervision)."""
@@ -193,6 +201,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             if exclusion:
                 loss_sup = loss_sup + self.exclusion_loss_weight * exclusion_loss(self.full_resolution(others),
                                                                                   targets[0][:n_labeled])
+            if self.kernel_alignment_weight > 0:
+                loss_sup = loss_sup + self.kernel_alignment_weight * self.task_kernel_alignment()
             loss_unsup = torch.zeros((), device=self.device)
             weight = self.current_unlabeled_weight()
             if self.use_unlabeled:

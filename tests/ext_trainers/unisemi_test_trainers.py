@@ -1,6 +1,9 @@
 """Test-only schedules (this folder is added to nnUNet_extTrainer by tests/test_end_to_end.py)."""
 
 from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
+    nnUNetTrainerUniSeMi_OrthogonalPrompts,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
@@ -13,3 +16,5 @@ nnUNetTrainerUniSeMi_TaskInfo_Test = short_schedule(
     nnUNetTrainerUniSeMi_TaskInfo, "nnUNetTrainerUniSeMi_TaskInfo_Test", 1, 2, 1)
 nnUNetTrainerUniSeMi_SeparatePrompts_Test = short_schedule(
     nnUNetTrainerUniSeMi_SeparatePrompts, "nnUNetTrainerUniSeMi_SeparatePrompts_Test", 1, 2, 1)
+nnUNetTrainerUniSeMi_OrthogonalPrompts_Test = short_schedule(
+    nnUNetTrainerUniSeMi_OrthogonalPrompts, "nnUNetTrainerUniSeMi_OrthogonalPrompts_Test", 1, 2, 1)

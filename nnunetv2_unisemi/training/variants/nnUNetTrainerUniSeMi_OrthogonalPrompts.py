@@ -1,0 +1,24 @@
+"""UniSeMi with per-prompt kernels kept orthogonal (docs/BENCHMARKS.md, "Orthogonal prompt kernels").
+
+The head of nnUNetTrainerUniSeMi_SeparatePrompts (each prompt its own He-initialised kernel on the decoder features,
+nothing shared between prompts), without its cross-task exclusion, plus the squared cosine between every two task
+prompts' kernel directions in the supervised loss (task_exclusion.kernel_alignment). In the hippocampus experiment
+(benchmarks/experiments/prompt_saddle_toy.py) that kept the anterior and posterior prompts apart where exclusion did
+not. Not the default until the real benchmark shows it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (
+    nnUNetTrainerUniSeMi_SeparatePrompts,
+)
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts(nnUNetTrainerUniSeMi_SeparatePrompts):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.exclusion_loss_weight = 0.0
+        self.kernel_alignment_weight = 1.0
