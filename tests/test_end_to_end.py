@@ -152,6 +152,36 @@ def test_separate_prompts_variant_trains_with_exclusion_on_every_labeled_sample(
     assert np.isfinite(trainer.logger.local_logger.my_fantastic_logging["train_loss_sup"]).all()
 
 
+def test_orthogonal_prompts_variant_adds_the_task_kernels_alignment_on_every_step(demo, monkeypatch):
+    """nnUNetTrainerUniSeMi_OrthogonalPrompts: every step adds the squared cosine between the K task prompts' kernel
+    directions, at every deep-supervision scale, to the supervised loss; no exclusion term."""
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(k, demo["env"][k])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    import nnunetv2_unisemi.training.nnUNetTrainerUniSeMi as trainer_module
+
+    calls, kernel_alignment = [], trainer_module.kernel_alignment
+
+    def recording_alignment(directions):
+        value = kernel_alignment(directions)
+        calls.append(([tuple(d.shape) for d in directions], value.item(), all(d.requires_grad for d in directions)))
+        return value
+
+    monkeypatch.setattr(trainer_module, "kernel_alignment", recording_alignment)
+    monkeypatch.setattr(trainer_module, "exclusion_loss", lambda *a: pytest.fail("exclusion is off in this variant"))
+    trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, "nnUNetTrainerUniSeMi_OrthogonalPrompts_Test",
+                                    device=torch.device("cpu"))
+    trainer.run_training()
+    assert len(calls) == trainer.num_iterations_per_epoch * trainer.num_epochs
+    head, k = trainer.network.head, trainer.unisemi.num_tasks
+    expected_shapes = [(k, shapes[0][0]) for shapes in head.scale_layer_shapes]
+    assert len(expected_shapes) > 1  # deep supervision: every scale's kernels are kept apart
+    for shapes, value, differentiable in calls:
+        assert shapes == expected_shapes and 0 <= value <= 1 and differentiable
+
+
 def read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
