@@ -47,24 +47,3 @@ def exclusion_loss(other_logits: Sequence[torch.Tensor], own_foreground: torch.T
     ce = F.cross_entropy(logits.flatten(0, 1), background.flatten(0, 1), reduction="none")
     ce = ce.unflatten(0, logits.shape[:2])
     return (ce * own).sum() / (own.numel() * logits.shape[0])
-
-
-def kernel_alignment(directions: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Mean squared cosine between every two task prompts' kernel directions, over pairs and scales (0 for K = 1).
-
-    directions: one (K, C) tensor per scale (DynamicHead.prompt_kernel_directions of the task prompts). Why: trained
-    on one task per labeled case, per-prompt heads drift to the same direction ("hippocampus") while the tasks leave
-    their all-background plateau; the decoder then serves both with one feature and tells the tasks apart by
-    memorising the training cases. Kept apart, each prompt reads its own feature (docs/BENCHMARKS.md, "Orthogonal
-    prompt kernels").
-    """
-    terms = []
-    for d in directions:
-        if d.shape[0] < 2:
-            continue
-        unit = F.normalize(d.float(), dim=1)
-        cos = unit @ unit.T
-        first, second = torch.triu_indices(d.shape[0], d.shape[0], offset=1, device=d.device)
-        terms.append((cos[first, second] ** 2).mean())
-    return torch.stack(terms).mean() if terms else directions[0].new_zeros((), dtype=torch.float32)
-

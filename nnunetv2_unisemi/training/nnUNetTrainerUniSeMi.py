@@ -35,7 +35,8 @@ from torch import distributed as dist
 
 from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
 from nnunetv2_unisemi.network.unisemi_network import build_unisemi_network
-from nnunetv2_unisemi.task_exclusion import exclusion_loss, kernel_alignment, own_then_other_prompts
+from nnunetv2_unisemi.prompt_orthogonality import kernel_alignment
+from nnunetv2_unisemi.task_exclusion import exclusion_loss, own_then_other_prompts
 from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
 from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
 from nnunetv2_unisemi.training.variants.ssl_losses import sigmoid_rampup
@@ -71,7 +72,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # cross-task exclusion (task_exclusion.py): a labeled case's own target is background under the other task
         # prompts; 0 = the paper's supervised term alone (the default until it is shown to help, docs/BENCHMARKS.md)
         self.exclusion_loss_weight = 0.0
-        # squared cosine between the task prompts' kernels (task_exclusion.kernel_alignment; needs a context-free
+        # squared cosine between the task prompts' kernels (prompt_orthogonality.py; needs a context-free
         # one-convolution head): keeps the prompts from sharing one feature; on in _OrthogonalPrompts
         self.kernel_alignment_weight = 0.0
         self.unlabeled_loss_weight = 1.0  # lambda

@@ -2,7 +2,7 @@
 
 The head of nnUNetTrainerUniSeMi_SeparatePrompts (each prompt its own He-initialised kernel on the decoder features,
 nothing shared between prompts), without its cross-task exclusion, plus the squared cosine between every two task
-prompts' kernel directions in the supervised loss (task_exclusion.kernel_alignment). In the hippocampus experiment
+prompts' kernel directions in the supervised loss (prompt_orthogonality.kernel_alignment). In the hippocampus experiment
 (benchmarks/experiments/prompt_saddle_toy.py) that kept the anterior and posterior prompts apart where exclusion did
 not. Not the default until the real benchmark shows it.
 """
