@@ -1,10 +1,11 @@
-"""UniSeMi with per-prompt kernels kept orthogonal (docs/BENCHMARKS.md, "Orthogonal prompt kernels").
+"""UniSeMi with per-prompt kernels kept orthogonal (docs/BENCHMARKS.md, "One task alone, and orthogonal prompt kernels").
 
 The head of nnUNetTrainerUniSeMi_SeparatePrompts (each prompt its own He-initialised kernel on the decoder features,
 nothing shared between prompts), without its cross-task exclusion, plus the squared cosine between every two task
 prompts' kernel directions in the supervised loss (prompt_orthogonality.kernel_alignment). In the hippocampus experiment
 (benchmarks/experiments/prompt_saddle_toy.py) that kept the anterior and posterior prompts apart where exclusion did
-not. Not the default until the real benchmark shows it.
+not. On the real benchmark (10% labels, 600 iterations, 3 seeds) it separated them in 1 seed, and the average Dice
+(48.7 +- 6.2) did not improve on the default (48.1 +- 1.6): not the default.
 """
 
 from __future__ import annotations
