@@ -1,4 +1,5 @@
-"""UniSeMi with per-prompt kernels kept orthogonal (docs/BENCHMARKS.md, "One task alone, and orthogonal prompt kernels").
+"""UniSeMi with per-prompt kernels kept orthogonal (docs/BENCHMARKS.md, "One task alone, and orthogonal prompt
+kernels").
 
 The head of nnUNetTrainerUniSeMi_SeparatePrompts (each prompt its own He-initialised kernel on the decoder features,
 nothing shared between prompts), without its cross-task exclusion, plus the squared cosine between every two task
