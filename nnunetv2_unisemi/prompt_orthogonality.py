@@ -38,4 +38,3 @@ def kernel_alignment(directions: Sequence[torch.Tensor]) -> torch.Tensor:
         first, second = torch.triu_indices(d.shape[0], d.shape[0], offset=1, device=d.device)
         terms.append((cos[first, second] ** 2).mean())
     return torch.stack(terms).mean() if terms else directions[0].new_zeros((), dtype=torch.float32)
-

@@ -33,6 +33,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from torch import nn
 
 from nnunetv2_unisemi.network.unisemi_network import UniSeMiNetwork
+from nnunetv2_unisemi.prompt_orthogonality import kernel_alignment
 from nnunetv2_unisemi.task_mixing import sample_cutmix_masks, synthesize_task_batch
 from nnunetv2_unisemi.training.variants.ssl_losses import sigmoid_rampup
 
@@ -100,12 +101,7 @@ def task_kernel_directions(net) -> torch.Tensor:
     if isinstance(net, StaticBinaryHeads):
         w = net.unet.decoder.seg_layers[-1].weight.flatten(1)  # (2 * prompts, C)
         return torch.stack([w[2 * k + 1] - w[2 * k] for k in (0, 1)])
-    head = net.head
-    if head.context_channels or len(head.layer_shapes) != 1:
-        raise SystemExit("--kernel-orthogonality needs a context-free one-convolution dynamic head")
-    cin = head.layer_shapes[0][0]
-    params = head.generate_params(torch.zeros(1, 1), torch.tensor([[1, 2]]))[0, :, : 2 * cin].reshape(2, 2, cin)
-    return params[:, 1] - params[:, 0]
+    return net.head.prompt_kernel_directions([1, 2])[0]  # the one scale this loop trains
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -250,8 +246,7 @@ def main(argv=None) -> int:
         else:
             loss = loss_fn(net(x, prompts), targets[0])
         if args.kernel_orthogonality > 0:
-            d = task_kernel_directions(net)
-            loss = loss + args.kernel_orthogonality * torch.nn.functional.cosine_similarity(d[0], d[1], dim=0) ** 2
+            loss = loss + args.kernel_orthogonality * kernel_alignment([task_kernel_directions(net)])
         if args.unlabeled and args.prompt_overlap_weight > 0:
             u = torch.from_numpy(np.stack([load[unlabeled[i]][0] for i in rng.integers(len(unlabeled),
                                                                                         size=args.unlabeled_batch)]))
