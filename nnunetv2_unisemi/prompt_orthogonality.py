@@ -6,7 +6,7 @@ all-background plateau and leave it along the structure they share, so their per
 direction ("hippocampus"). From then on the decoder must serve two contradicting targets with one feature, which it
 can only do by memorising which training case belongs to which task, and on new cases both prompts give one mask.
 With the kernels kept orthogonal each prompt reads its own feature: in the hippocampus experiment the parts
-separated in 3 of 3 seeds with static per-task heads; with the per-prompt dynamic head
+separated in 3 of 4 seeds with static per-task heads; with the per-prompt dynamic head
 (nnUNetTrainerUniSeMi_OrthogonalPrompts) in 1 of 3 real benchmark seeds (Dice between the two prompts' masks on
 held-out cases 0.00, against 0.95-0.97), while in the others one task stayed on the all-background plateau or the
 masks merged again. Not reliable yet, hence off by default (kernel_alignment_weight = 0).
