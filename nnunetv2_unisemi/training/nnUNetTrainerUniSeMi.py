@@ -39,6 +39,7 @@ from nnunetv2_unisemi.prompt_orthogonality import kernel_alignment
 from nnunetv2_unisemi.task_exclusion import exclusion_loss, own_then_other_prompts
 from nnunetv2_unisemi.task_mixing import cutmix, pair_different_tasks, sample_cutmix_masks, synthesize_task_batch
 from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
+from nnunetv2_unisemi.training.variants.ema_teacher import unwrap
 from nnunetv2_unisemi.training.variants.ssl_losses import sigmoid_rampup
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
@@ -168,8 +169,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         return aggregated_task_prediction(prompted_logits[: self.unisemi.num_tasks])
 
     def task_kernel_alignment(self) -> torch.Tensor:
-        network = self.network.module if self.is_ddp else self.network
-        head = getattr(network, "_orig_mod", network).head
+        head = unwrap(self.network).head
         return kernel_alignment(head.prompt_kernel_directions([t.id for t in self.unisemi.tasks]))
 
     def full_resolution(self, outputs: list) -> list[torch.Tensor]:
@@ -272,8 +272,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         (per label = per task, since a case's reference holds only its task's value)."""
         self.set_deep_supervision_enabled(False)
         self.network.eval()
-        network = self.network.module if self.is_ddp else self.network
-        network = getattr(network, "_orig_mod", network)
+        network = unwrap(self.network)
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
                                     perform_everything_on_device=True, device=self.device, verbose=False,
                                     verbose_preprocessing=False, allow_tqdm=False)
