@@ -81,6 +81,8 @@ METHODS = {  # method -> trainer base class
     "unisemi_mlp_head": "nnUNetTrainerUniSeMi_MLPHead",
     "unisemi_separate_prompts": "nnUNetTrainerUniSeMi_SeparatePrompts",
     "unisemi_orthogonal_prompts": "nnUNetTrainerUniSeMi_OrthogonalPrompts",
+    "unisemi_per_task_batch": "nnUNetTrainerUniSeMi_PerTaskBatch",
+    "unisemi_orthogonal_prompts_per_task_batch": "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -97,6 +99,9 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                  "unisemi_mlp_head": "UniSeMi, DoDNet's 3-layer ReLU head (the default before 2026-11-28)",
                  "unisemi_separate_prompts": "UniSeMi, cross-task exclusion + no path shared by the prompts",
                  "unisemi_orthogonal_prompts": "UniSeMi, per-prompt kernels kept orthogonal",
+                 "unisemi_per_task_batch": "UniSeMi, labeled batch of 2 patches per task",
+                 "unisemi_orthogonal_prompts_per_task_batch":
+                     "UniSeMi, per-prompt kernels kept orthogonal, labeled batch of 2 patches per task",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

@@ -30,6 +30,10 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import 
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
+    nnUNetTrainerUniSeMi_PerTaskBatch,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
@@ -79,7 +83,8 @@ BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi
                    nnUNetTrainerUniSeMi_TaskInfo, nnUNetTrainerUniSeMi_ConstantLambda, nnUNetTrainerMeanTeacher,
                    nnUNetTrainerBCP, nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP, nnUNetTrainerUniSeMi_LeakyHead,
                    nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts,
-                   nnUNetTrainerUniSeMi_OrthogonalPrompts)
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts, nnUNetTrainerUniSeMi_PerTaskBatch,
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

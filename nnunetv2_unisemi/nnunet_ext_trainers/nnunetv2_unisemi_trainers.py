@@ -35,6 +35,10 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import 
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (  # noqa: F401
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (  # noqa: F401
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
+    nnUNetTrainerUniSeMi_PerTaskBatch,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (  # noqa: F401
     nnUNetTrainerUniSeMi_SeparatePrompts,
 )

@@ -81,6 +81,10 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # pseudo labels say "no foreground" for every task it has not learned yet; at full weight from the start
         # they held the small hippocampus tasks at all-background in the CPU benchmark (docs/BENCHMARKS.md).
         self.unlabeled_rampup_fraction = 0.4
+        # labeled patches per task in each batch. None: the configuration's batch size for all tasks together (the
+        # paper's setting; each task gets 1/K of it). n: a batch of K x n labeled patches, as many per task as a
+        # per-task model with batch size n sees (nnUNetTrainerUniSeMi_PerTaskBatch)
+        self.labeled_patches_per_task = None
         self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
         self.consistency_loss = UnlabeledConsistencyLoss(ddp=self.is_ddp)
@@ -117,6 +121,15 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             raise RuntimeError(f"test cases found in the training split: {sorted(tests)[:5]}. Regenerate "
                                "splits_final.json from the dataset's unisemi block.")
         return tr_keys, val_keys
+
+    def _set_batch_size_and_oversample(self):
+        super()._set_batch_size_and_oversample()
+        if self.labeled_patches_per_task:
+            if self.is_ddp:
+                raise NotImplementedError("labeled_patches_per_task is not split across DDP workers; train on one "
+                                          "device or leave it at None")
+            # TaskBalancedDataLoader fills the batch with permutations of the tasks: exactly n per task
+            self.batch_size = self.labeled_patches_per_task * self.unisemi.num_tasks
 
     @property
     def n_synthetic(self) -> int:

@@ -1,0 +1,39 @@
+"""UniSeMi with as many labeled patches per task in each step as a per-task model gets.
+
+The paper's setting (and the default) splits one batch between the tasks, so each of K tasks gets 1/K of the labeled
+patches a per-task model of the same batch size sees in the same number of iterations. On the CPU benchmark that
+sample budget is the left atrium's deficit (docs/BENCHMARKS.md, "One task alone"). Here the labeled batch holds
+`batch size` patches of every task (K x batch size in all), while the synthetic and CutMixed unlabeled parts keep the
+default size (batch size // 2 each): a step costs about (K x b + b) / (b + b) of the default, 2x at K = 3, about the
+compute of the K per-task models together.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
+    nnUNetTrainerUniSeMi_OrthogonalPrompts,
+)
+
+
+def per_task_batch(trainer: nnUNetTrainerUniSeMi) -> None:
+    """The configuration's batch size per task for the labeled part; the other parts keep their default size."""
+    configured = trainer.configuration_manager.batch_size
+    trainer.labeled_patches_per_task = configured
+    trainer.synthetic_per_batch = trainer.unlabeled_mixes_per_batch = max(1, configured // 2)
+
+
+class nnUNetTrainerUniSeMi_PerTaskBatch(nnUNetTrainerUniSeMi):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        per_task_batch(self)
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch(nnUNetTrainerUniSeMi_OrthogonalPrompts):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        per_task_batch(self)
