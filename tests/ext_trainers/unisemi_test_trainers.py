@@ -4,6 +4,7 @@ from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import nnUNetTrainerUniSeMi_PerTaskBatch
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
@@ -18,3 +19,5 @@ nnUNetTrainerUniSeMi_SeparatePrompts_Test = short_schedule(
     nnUNetTrainerUniSeMi_SeparatePrompts, "nnUNetTrainerUniSeMi_SeparatePrompts_Test", 1, 2, 1)
 nnUNetTrainerUniSeMi_OrthogonalPrompts_Test = short_schedule(
     nnUNetTrainerUniSeMi_OrthogonalPrompts, "nnUNetTrainerUniSeMi_OrthogonalPrompts_Test", 1, 2, 1)
+nnUNetTrainerUniSeMi_PerTaskBatch_Test = short_schedule(
+    nnUNetTrainerUniSeMi_PerTaskBatch, "nnUNetTrainerUniSeMi_PerTaskBatch_Test", 1, 2, 1)
