@@ -32,6 +32,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts i
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_PerTaskBatch,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
@@ -84,7 +85,8 @@ BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi
                    nnUNetTrainerBCP, nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP, nnUNetTrainerUniSeMi_LeakyHead,
                    nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts,
                    nnUNetTrainerUniSeMi_OrthogonalPrompts, nnUNetTrainerUniSeMi_PerTaskBatch,
-                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch)
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

@@ -37,6 +37,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts i
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (  # noqa: F401
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_PerTaskBatch,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (  # noqa: F401

@@ -51,6 +51,13 @@ def concat_samples(first, second):
     return [torch.cat(pair) for pair in zip(first, second)]
 
 
+def select_samples(output, index: torch.Tensor):
+    """The given samples of a network output or target: a tensor, or a list over deep-supervision scales."""
+    if isinstance(output, torch.Tensor):
+        return output[index]
+    return [o[index] for o in output]
+
+
 class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
     # the dynamic head, read when the network is built (also by the predictor, from the class): Eq. 2's one dynamic
     # convolution by default; nnUNetTrainerUniSeMi_MLPHead / _LeakyHead set DoDNet's three layers
@@ -85,6 +92,11 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # paper's setting; each task gets 1/K of it). n: a batch of K x n labeled patches, as many per task as a
         # per-task model with batch size n sees (nnUNetTrainerUniSeMi_PerTaskBatch)
         self.labeled_patches_per_task = None
+        # False: L_sup is one mean over the batch's labeled and synthetic samples, so with K tasks in a batch each
+        # task's gradient is ~1/K of a per-task model's. True: each prompt's mean, summed over the prompts in the batch
+        # (Eq. 5 per task): under nnU-Net's SGD every task then takes a per-task model's step size
+        # (nnUNetTrainerUniSeMi_..._TaskSum; docs/BENCHMARKS.md, "Summing the tasks' losses")
+        self.sum_task_losses = False
         self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
         self.consistency_loss = UnlabeledConsistencyLoss(ddp=self.is_ddp)
@@ -190,6 +202,14 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         supervision)."""
         return [o[0] if self.enable_deep_supervision else o for o in outputs]
 
+    def supervised_loss(self, output, targets, prompts: torch.Tensor) -> torch.Tensor:
+        """Eq. 5 (Dice + CE, deep supervision) on the labeled and synthetic samples, decoded under `prompts`."""
+        if not self.sum_task_losses:
+            return self.loss(output, targets)
+        losses = [self.loss(select_samples(output, index), select_samples(targets, index))
+                  for index in (prompts == p for p in prompts.unique())]
+        return torch.stack(losses).sum()
+
     def train_step(self, batch: dict) -> dict:
         images, prompts, targets = self.labeled_inputs(batch)
         n_labeled = batch["data"].shape[0]
@@ -211,7 +231,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             outputs = self.network(images, groups)  # one backbone pass for everything
             own, others = (outputs[0][0], outputs[0][1:]) if exclusion else (outputs[0], [])
             out_labeled = concat_samples(own, outputs[1]) if n_synthetic else own
-            loss_sup = self.loss(out_labeled, targets if self.enable_deep_supervision else targets[0])
+            loss_sup = self.supervised_loss(out_labeled, targets if self.enable_deep_supervision else targets[0],
+                                            prompts)
             if exclusion:
                 loss_sup = loss_sup + self.exclusion_loss_weight * exclusion_loss(self.full_resolution(others),
                                                                                   targets[0][:n_labeled])

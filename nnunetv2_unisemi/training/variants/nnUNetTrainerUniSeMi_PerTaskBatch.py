@@ -41,3 +41,14 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch(nnUNetTrainerUniSeMi_O
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         per_task_batch(self)
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum(nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch):
+    """Each task's supervised loss is the mean over its own patches, summed over the tasks (and the synthetic task):
+    with the per-task batch, every task then gets a per-task model's patches *and* step size under SGD (the mean over
+    the whole batch gives each task ~1/(K + 1) of it)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.sum_task_losses = True
