@@ -84,6 +84,8 @@ METHODS = {  # method -> trainer base class
     "unisemi_per_task_batch": "nnUNetTrainerUniSeMi_PerTaskBatch",
     "unisemi_orthogonal_prompts_per_task_batch": "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum": "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum",
+    "unisemi_exclusive_orthogonal_prompts_per_task_batch_task_sum":
+        "nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -105,6 +107,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                      "UniSeMi, per-prompt kernels kept orthogonal, labeled batch of 2 patches per task",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed",
+                 "unisemi_exclusive_orthogonal_prompts_per_task_batch_task_sum":
+                     "UniSeMi, cross-task exclusion, orthogonal kernels, 2 patches per task, task losses summed",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

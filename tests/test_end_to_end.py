@@ -215,6 +215,41 @@ def test_per_task_batch_variant_gives_every_task_the_configured_batch(demo, monk
         assert step["unlabeled"] == 2 * max(1, b // 2)
 
 
+def test_task_sum_gives_each_task_the_gradient_it_gets_in_a_batch_of_its_own(demo, monkeypatch):
+    """sum_task_losses (nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum): a task's samples get the gradient
+    they would get in a batch of their own, whatever else the batch holds; the default mean over the batch gives each
+    sample 1/N of its own gradient."""
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(k, demo["env"][k])
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0,
+                                    "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum",
+                                    device=torch.device("cpu"))
+    trainer.initialize()
+    assert trainer.sum_task_losses
+    prompts = torch.tensor([1, 1, 2, 3, trainer.unisemi.synthetic_prompt])
+    patch = np.array(trainer.configuration_manager.patch_size)
+    generator = torch.Generator().manual_seed(0)
+    shapes = [tuple(int(v) for v in np.round(patch * np.array(s))) for s in trainer._get_deep_supervision_scales()]
+    logits = [torch.randn((len(prompts), 2, *shape), generator=generator) for shape in shapes]
+    targets = [torch.randint(0, 2, (len(prompts), 1, *shape), generator=generator).to(torch.int16) for shape in shapes]
+
+    def gradient(sum_task_losses: bool, index: torch.Tensor) -> torch.Tensor:
+        trainer.sum_task_losses = sum_task_losses
+        output = [scale[index].clone().requires_grad_(True) for scale in logits]
+        trainer.supervised_loss(output, [t[index] for t in targets], prompts[index]).backward()
+        return output[0].grad
+
+    everything = torch.arange(len(prompts))
+    summed, mean = gradient(True, everything), gradient(False, everything)
+    for own in ([0, 1], [2], [4]):  # task 1's pair, task 2 alone, the synthetic task
+        alone = gradient(True, torch.tensor(own))
+        assert alone.abs().max() > 0
+        torch.testing.assert_close(summed[own], alone)
+        torch.testing.assert_close(mean[own], alone * len(own) / len(prompts))
+
+
 def read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 

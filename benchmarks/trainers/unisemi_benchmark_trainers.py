@@ -31,6 +31,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts i
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
+    nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_PerTaskBatch,
@@ -86,7 +87,8 @@ BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi
                    nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts,
                    nnUNetTrainerUniSeMi_OrthogonalPrompts, nnUNetTrainerUniSeMi_PerTaskBatch,
                    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
-                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum)
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
+                   nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

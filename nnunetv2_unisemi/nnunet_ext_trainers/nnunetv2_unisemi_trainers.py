@@ -36,6 +36,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts i
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (  # noqa: F401
+    nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_PerTaskBatch,

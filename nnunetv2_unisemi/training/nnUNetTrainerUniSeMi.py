@@ -234,8 +234,11 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             loss_sup = self.supervised_loss(out_labeled, targets if self.enable_deep_supervision else targets[0],
                                             prompts)
             if exclusion:
-                loss_sup = loss_sup + self.exclusion_loss_weight * exclusion_loss(self.full_resolution(others),
-                                                                                  targets[0][:n_labeled])
+                # summed task losses: each other prompt's exclusion is a mean over the samples it excludes (a
+                # fraction (K - 1) / K of the batch, under K - 1 prompts each), summed over the K prompts: x K
+                scale = self.unisemi.num_tasks if self.sum_task_losses else 1
+                loss_sup = loss_sup + scale * self.exclusion_loss_weight * exclusion_loss(
+                    self.full_resolution(others), targets[0][:n_labeled])
             if self.kernel_alignment_weight > 0:
                 loss_sup = loss_sup + self.kernel_alignment_weight * self.task_kernel_alignment()
             loss_unsup = torch.zeros((), device=self.device)

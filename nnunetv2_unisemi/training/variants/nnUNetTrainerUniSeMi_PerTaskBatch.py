@@ -52,3 +52,15 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum(nnUNetTrainerU
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.sum_task_losses = True
+
+
+class nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
+    """... plus cross-task exclusion (task_exclusion.py): each labeled case's own target is background under the other
+    task prompts. A prompt's own cases say nothing about the other task's structure, so without it a prompt is never
+    told to leave out the structure of a task it does not see (the anterior prompt segmented the whole hippocampus)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.exclusion_loss_weight = 1.0
