@@ -39,6 +39,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import
     nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled,
     nnUNetTrainerUniSeMi_PerTaskBatch,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import (  # noqa: F401

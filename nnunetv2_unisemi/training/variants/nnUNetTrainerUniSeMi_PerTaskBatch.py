@@ -64,3 +64,13 @@ class nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum(
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.exclusion_loss_weight = 1.0
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
+    """The ablation of the variant above: labeled tasks and the synthetic task only (what the unlabeled term adds)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.use_unlabeled = False
