@@ -236,6 +236,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             if exclusion:
                 # summed task losses: each other prompt's exclusion is a mean over the samples it excludes (a
                 # fraction (K - 1) / K of the batch, under K - 1 prompts each), summed over the K prompts: x K
+                # (exact when every task has as many samples in the batch, as with labeled_patches_per_task)
                 scale = self.unisemi.num_tasks if self.sum_task_losses else 1
                 loss_sup = loss_sup + scale * self.exclusion_loss_weight * exclusion_loss(
                     self.full_resolution(others), targets[0][:n_labeled])

@@ -10,6 +10,11 @@ Measured on the CPU benchmark (10% labels, 600 iterations; docs/BENCHMARKS.md, "
 orthogonal prompt kernels every task was learned in every seed, average Dice 62.6 +- 7.3 (3 seeds) against
 48.1 +- 1.6 for the default, but still below the per-task models (74.4 +- 1.3); the left atrium gained little
 (55.3 against 48.0; 67.7 per task). Not the default: it doubles the step cost.
+
+The reason the left atrium gained little: nnU-Net's loss is a mean over the batch, so with 2 of its 7 samples each task
+took 2/7 of a per-task model's SGD step. With the tasks' mean losses summed instead (_TaskSum, sum_task_losses):
+69.5 +- 3.4 (3 seeds), left atrium 63.4 +- 1.2, the hippocampus prompts apart in 2 of 3 seeds (partly in the third) (docs/BENCHMARKS.md,
+"Summing the tasks' losses").
 """
 
 from __future__ import annotations
