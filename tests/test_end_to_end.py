@@ -217,8 +217,8 @@ def test_per_task_batch_variant_gives_every_task_the_configured_batch(demo, monk
 
 def test_task_sum_gives_each_task_the_gradient_it_gets_in_a_batch_of_its_own(demo, monkeypatch):
     """sum_task_losses (nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum): a task's samples get the gradient
-    they would get in a batch of their own, whatever else the batch holds; the default mean over the batch gives each
-    sample 1/N of its own gradient."""
+    they would get in a batch of their own, whatever else the batch holds; the default mean over the batch gives a
+    task's n_k samples n_k / N of that gradient."""
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
         monkeypatch.setenv(k, demo["env"][k])
     from nnunetv2.run.run_training import get_trainer_from_args
