@@ -35,6 +35,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled,
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda,
     nnUNetTrainerUniSeMi_PerTaskBatch,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
@@ -90,7 +91,8 @@ BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi
                    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
                    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
                    nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,
-                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled)
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled,
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda)
 BENCHMARK_EPOCHS = 20
 BENCHMARK_VAL_ITERATIONS = 3
 BUDGETS = range(20, 6001, 20)

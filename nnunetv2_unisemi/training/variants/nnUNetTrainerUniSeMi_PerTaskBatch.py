@@ -80,3 +80,16 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled(
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.use_unlabeled = False
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
+    """... with lambda = K + 1. L_sup summed over the K + 1 prompts in the batch is about K + 1 times the batch mean the
+    paper's L = L_sup + lambda * L_unsup was written with, so at lambda = 1 the unlabeled term's share of the loss (and
+    of each step, relative to each task's) fell by about K + 1; this restores it. (Under the paper's Adam only that
+    share matters; under nnU-Net's SGD the unlabeled term's own step is then K + 1 times the mean-loss trainer's.)"""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.unlabeled_loss_weight = float(self.unisemi.num_prompts)
