@@ -90,6 +90,8 @@ METHODS = {  # method -> trainer base class
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_scaled_lambda":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda",
+    "unisemi_orthogonal_prompts_per_task_batch_task_sum_two_way":
+        "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TwoWay",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -117,6 +119,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                      "UniSeMi_NoUnlabeled, orthogonal kernels, 2 patches per task, task losses summed",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_scaled_lambda":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, lambda = K + 1",
+                 "unisemi_orthogonal_prompts_per_task_batch_task_sum_two_way":
+                     "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, gradient through P_agg",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

@@ -2,7 +2,12 @@
 
 On a CutMix of unlabeled samples, the foreground probabilities under the K task prompts are aggregated by an
 element-wise max (P_agg, a pseudo-mask of "any task's target") and the prediction under the synthetic prompt is
-pulled towards it with a soft Dice loss. P_agg is a target: no gradient flows through it.
+pulled towards it with a soft Dice loss.
+
+The paper writes no stop-gradient. By default P_agg is a target (detached): the unlabeled term trains the synthetic
+prompt (and through it the backbone) only. With `detach=False` the consistency also pulls the task prompts, at each
+voxel the one with the largest foreground probability, towards the synthetic prompt's prediction: the only way the
+unlabeled cases reach the task prompts themselves (nnUNetTrainerUniSeMi_..._TwoWay).
 """
 
 from __future__ import annotations
@@ -10,25 +15,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
-from nnunetv2.utilities.helpers import softmax_helper_dim1
 
 
-def aggregated_task_prediction(task_logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Eq. 7: P_agg = max_k softmax(logits_k)[foreground], detached. Each logits tensor is (B, 2, *spatial)."""
+def aggregated_task_prediction(task_logits: Sequence[torch.Tensor], detach: bool = True) -> torch.Tensor:
+    """Eq. 7: P_agg = max_k softmax(logits_k)[foreground] (detached unless told). Each logits tensor is
+    (B, 2, *spatial)."""
     foreground = torch.stack([torch.softmax(logits, dim=1)[:, 1] for logits in task_logits])
-    return foreground.max(dim=0).values.detach()
+    p_agg = foreground.max(dim=0).values
+    return p_agg.detach() if detach else p_agg
 
 
 class UnlabeledConsistencyLoss(torch.nn.Module):
-    """Eq. 9: 1 - soft Dice(softmax(synthetic logits)[foreground], P_agg), per sample, averaged."""
+    """Eq. 9: 1 - soft Dice(softmax(synthetic logits)[foreground], P_agg), per sample, averaged.
 
-    def __init__(self, smooth: float = 1e-5, ddp: bool = False):
+    The value of nnU-Net's MemoryEfficientSoftDiceLoss (batch_dice=False, do_bg=False; tests/test_consistency.py),
+    written out because that one treats its target as a constant: here gradient also flows into P_agg when P_agg
+    carries one (aggregated_task_prediction(..., detach=False))."""
+
+    def __init__(self, smooth: float = 1e-5):
         super().__init__()
-        self.dice = MemoryEfficientSoftDiceLoss(
-            apply_nonlin=softmax_helper_dim1, batch_dice=False, do_bg=False, smooth=smooth, ddp=ddp
-        )
+        self.smooth = smooth
 
     def forward(self, synthetic_logits: torch.Tensor, p_agg: torch.Tensor) -> torch.Tensor:
-        soft_target = torch.stack((1 - p_agg, p_agg), dim=1).detach()
-        return 1 + self.dice(synthetic_logits, soft_target)
+        synthetic = torch.softmax(synthetic_logits.float(), dim=1)[:, 1]
+        p_agg = p_agg.float()
+        axes = tuple(range(1, synthetic.ndim))
+        intersection = (synthetic * p_agg).sum(axes)
+        dice = (2 * intersection + self.smooth) / (synthetic.sum(axes) + p_agg.sum(axes) + self.smooth).clamp_min(1e-8)
+        return 1 - dice.mean()

@@ -1,4 +1,4 @@
-"""Unlabeled self-consistency: P_agg is a max over task prompts and carries no gradient."""
+"""Unlabeled self-consistency: P_agg is a max over task prompts and carries no gradient unless told to (two-way)."""
 
 import torch
 
@@ -20,6 +20,50 @@ def test_unlabeled_loss_has_no_gradient_through_p_agg():
     loss.backward()
     assert all(t.grad is None for t in task_logits)
     assert synthetic_logits.grad is not None and synthetic_logits.grad.abs().sum() > 0
+
+
+def test_unlabeled_loss_equals_nnunets_soft_dice_on_a_detached_target():
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+    from nnunetv2.utilities.helpers import softmax_helper_dim1
+
+    torch.manual_seed(3)
+    synthetic_logits = torch.randn(3, 2, 6, 7, 5)
+    p_agg = torch.rand(3, 6, 7, 5)
+    p_agg[0] = 0  # a sample where no task prompt sees foreground
+    nnunet = MemoryEfficientSoftDiceLoss(apply_nonlin=softmax_helper_dim1, batch_dice=False, do_bg=False, smooth=1e-5)
+    expected = 1 + nnunet(synthetic_logits, torch.stack((1 - p_agg, p_agg), dim=1))
+    torch.testing.assert_close(UnlabeledConsistencyLoss()(synthetic_logits, p_agg), expected)
+
+
+def test_two_way_consistency_pulls_the_leading_task_prompt_towards_the_synthetic_prediction():
+    torch.manual_seed(2)
+    task_logits = [torch.randn(2, 2, 6, 6, 6, requires_grad=True) for _ in range(3)]
+    synthetic_logits = torch.randn(2, 2, 6, 6, 6)
+    consistency = UnlabeledConsistencyLoss()
+    loss = consistency(synthetic_logits, aggregated_task_prediction(task_logits, detach=False))
+    loss.backward()
+    # the gradient reaches, at each voxel, only the prompt whose foreground probability is the max
+    leading = torch.stack([torch.softmax(t, 1)[:, 1] for t in task_logits]).argmax(0)
+    for k, t in enumerate(task_logits):
+        reached = t.grad.abs().sum(1) > 0
+        assert reached.any()
+        assert not (reached & (leading != k)).any()
+    # and a step along it makes the task prompts agree better with the synthetic prompt
+    with torch.no_grad():
+        stepped = [t - 50 * t.grad for t in task_logits]
+    assert consistency(synthetic_logits, aggregated_task_prediction(stepped)) < loss.detach()
+
+
+def test_trainer_detaches_p_agg_unless_told_otherwise():
+    import types
+
+    from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+
+    logits = [torch.randn(1, 2, 4, 4, 4, requires_grad=True) for _ in range(3)]  # 2 task prompts + synthetic
+    trainer = types.SimpleNamespace(unisemi=types.SimpleNamespace(num_tasks=2), detach_unlabeled_target=True)
+    assert not nnUNetTrainerUniSeMi.unlabeled_target(trainer, logits, None).requires_grad
+    trainer.detach_unlabeled_target = False  # what the _TwoWay variant sets
+    assert nnUNetTrainerUniSeMi.unlabeled_target(trainer, logits, None).requires_grad
 
 
 def test_unlabeled_loss_is_soft_dice():

@@ -4,7 +4,7 @@ One step = one backbone pass over [labeled samples | synthetic-task samples | Cu
 - labeled samples under their own task prompt (and, for cross-task exclusion, their own target as background under
   the other task prompts), synthetic samples (CutMix of two labeled samples of different tasks,
   target = union of both targets under the mask) under the synthetic prompt K+1: Dice + CE (Eq. 3-5);
-- CutMixed unlabeled samples under all K+1 prompts: Dice(P_synthetic, max_k P_k) with P_agg detached (Eq. 6-9).
+- CutMixed unlabeled samples under all K+1 prompts: Dice(P_synthetic, max_k P_k), P_agg detached by default (Eq. 6-9).
 L = L_sup + lambda * L_unsup.
 """
 
@@ -84,6 +84,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # one-convolution head): keeps the prompts from sharing one feature; on in _OrthogonalPrompts
         self.kernel_alignment_weight = 0.0
         self.unlabeled_loss_weight = 1.0  # lambda
+        # True: P_agg is a target and the unlabeled term trains the synthetic prompt only. False (the paper writes no
+        # stop-gradient): it also pulls the task prompts towards the synthetic prompt's prediction (consistency.py)
+        self.detach_unlabeled_target = True
         # sigmoid ramp-up of lambda over this fraction of the epochs (0 = constant lambda). An untrained network's
         # pseudo labels say "no foreground" for every task it has not learned yet; at full weight from the start
         # they held the small hippocampus tasks at all-background in the CPU benchmark (docs/BENCHMARKS.md).
@@ -99,7 +102,7 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.sum_task_losses = False
         self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
-        self.consistency_loss = UnlabeledConsistencyLoss(ddp=self.is_ddp)
+        self.consistency_loss = UnlabeledConsistencyLoss()
         self._mix_rng = np.random.default_rng()
         self.register_loss_terms()
 
@@ -191,7 +194,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
 
     def unlabeled_target(self, prompted_logits: list[torch.Tensor], mix_parts) -> torch.Tensor:
         """P_agg (Eq. 7): element-wise max of the task prompts' foreground probabilities on the mixed input."""
-        return aggregated_task_prediction(prompted_logits[: self.unisemi.num_tasks])
+        return aggregated_task_prediction(prompted_logits[: self.unisemi.num_tasks],
+                                          detach=self.detach_unlabeled_target)
 
     def task_kernel_alignment(self) -> torch.Tensor:
         head = unwrap(self.network).head

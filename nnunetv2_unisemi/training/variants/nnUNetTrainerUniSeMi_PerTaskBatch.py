@@ -93,3 +93,15 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda(
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.unlabeled_loss_weight = float(self.unisemi.num_prompts)
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TwoWay(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
+    """... with gradient through P_agg (Eq. 9 as written, no stop-gradient): on the CutMixed unlabeled cases the task
+    prompts are pulled towards the synthetic prompt's prediction as well as the other way round, so the unlabeled
+    cases train the task prompts themselves, not only the shared backbone."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.detach_unlabeled_target = False
