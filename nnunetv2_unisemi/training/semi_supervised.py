@@ -39,6 +39,8 @@ class SemiSupervisedTrainerMixin:
     calls `register_loss_terms()` in __init__ and returns loss_sup / loss_unsup / unlabeled_weight from train_step."""
 
     dataloader_unlabeled = None
+    # foreground oversampling of the labeled batch per task (TaskBalancedDataLoader) instead of over the whole batch
+    oversample_per_task = False
 
     def register_loss_terms(self) -> None:
         for key in LOSS_TERM_KEYS:  # nnU-Net's logger only logs keys it already has
@@ -93,7 +95,8 @@ class SemiSupervisedTrainerMixin:
         dl_labeled = TaskBalancedDataLoader(
             self.dataset_class(folder, labeled, folder_with_segs_from_previous_stage=prev), self.batch_size,
             initial_patch_size, patch_size, self.label_manager, labeled_tasks,
-            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms)
+            oversample_foreground_percent=self.oversample_foreground_percent, transforms=tr_transforms,
+            per_task_oversampling=self.oversample_per_task)
         dl_val = TaskBalancedDataLoader(
             self.dataset_class(folder, val_keys, folder_with_segs_from_previous_stage=prev), self.batch_size,
             patch_size, patch_size, self.label_manager, labeled_tasks,

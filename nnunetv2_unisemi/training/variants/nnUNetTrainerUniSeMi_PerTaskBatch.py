@@ -105,3 +105,15 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TwoWay(
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.detach_unlabeled_target = False
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TaskOversampling(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
+    """... with nnU-Net's foreground oversampling applied to each task's patches (TaskBalancedDataLoader): at batch
+    size 2 a per-task nnU-Net forces foreground in 1 of its 2 patches (50%); nnU-Net's rule over the 6 labeled patches
+    forces 2 of 6 (33%), and one task goes without in every batch."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.oversample_per_task = True
