@@ -81,6 +81,7 @@ METHODS = {  # method -> trainer base class
     "unisemi_mlp_head": "nnUNetTrainerUniSeMi_MLPHead",
     "unisemi_separate_prompts": "nnUNetTrainerUniSeMi_SeparatePrompts",
     "unisemi_orthogonal_prompts": "nnUNetTrainerUniSeMi_OrthogonalPrompts",
+    "unisemi_orthogonal_prompts_task_sum": "nnUNetTrainerUniSeMi_OrthogonalPrompts_TaskSum",
     "unisemi_per_task_batch": "nnUNetTrainerUniSeMi_PerTaskBatch",
     "unisemi_orthogonal_prompts_per_task_batch": "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum": "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum",
@@ -110,6 +111,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                  "unisemi_mlp_head": "UniSeMi, DoDNet's 3-layer ReLU head (the default before 2026-11-28)",
                  "unisemi_separate_prompts": "UniSeMi, cross-task exclusion + no path shared by the prompts",
                  "unisemi_orthogonal_prompts": "UniSeMi, per-prompt kernels kept orthogonal",
+                 "unisemi_orthogonal_prompts_task_sum":
+                     "UniSeMi, per-prompt kernels kept orthogonal, task losses summed (default batch)",
                  "unisemi_per_task_batch": "UniSeMi, labeled batch of 2 patches per task",
                  "unisemi_orthogonal_prompts_per_task_batch":
                      "UniSeMi, per-prompt kernels kept orthogonal, labeled batch of 2 patches per task",

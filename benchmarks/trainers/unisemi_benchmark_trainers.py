@@ -29,6 +29,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUN
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import nnUNetTrainerUniSeMi_NoUnlabeled
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_TaskSum,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
     nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,
@@ -89,7 +90,8 @@ BENCHMARK_BASES = (nnUNetTrainer, nnUNetTrainer_TaskBinary, nnUNetTrainerUniSeMi
                    nnUNetTrainerUniSeMi_TaskInfo, nnUNetTrainerUniSeMi_ConstantLambda, nnUNetTrainerMeanTeacher,
                    nnUNetTrainerBCP, nnUNetTrainerUniMeanTeacher, nnUNetTrainerUniBCP, nnUNetTrainerUniSeMi_LeakyHead,
                    nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_SeparatePrompts,
-                   nnUNetTrainerUniSeMi_OrthogonalPrompts, nnUNetTrainerUniSeMi_PerTaskBatch,
+                   nnUNetTrainerUniSeMi_OrthogonalPrompts, nnUNetTrainerUniSeMi_OrthogonalPrompts_TaskSum,
+                   nnUNetTrainerUniSeMi_PerTaskBatch,
                    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch,
                    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum,
                    nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,

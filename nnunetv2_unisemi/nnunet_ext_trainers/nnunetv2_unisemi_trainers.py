@@ -34,6 +34,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_NoUnlabeled import 
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (  # noqa: F401
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_TaskSum,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (  # noqa: F401
     nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum,

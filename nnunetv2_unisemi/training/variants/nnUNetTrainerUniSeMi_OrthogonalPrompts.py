@@ -24,3 +24,14 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts(nnUNetTrainerUniSeMi_SeparatePrompt
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.exclusion_loss_weight = 0.0
         self.kernel_alignment_weight = 1.0
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_TaskSum(nnUNetTrainerUniSeMi_OrthogonalPrompts):
+    """... with the tasks' mean losses summed (`sum_task_losses`) in the default batch: the per-task SGD step of
+    _PerTaskBatch_TaskSum at the default's step cost (a task in the step takes a full step from its one patch; a task
+    is in 2 of 3 steps at K = 3 and batch size 2)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.sum_task_losses = True
