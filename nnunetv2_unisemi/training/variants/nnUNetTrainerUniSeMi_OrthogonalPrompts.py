@@ -29,7 +29,9 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts(nnUNetTrainerUniSeMi_SeparatePrompt
 class nnUNetTrainerUniSeMi_OrthogonalPrompts_TaskSum(nnUNetTrainerUniSeMi_OrthogonalPrompts):
     """... with the tasks' mean losses summed (`sum_task_losses`) in the default batch: the per-task SGD step of
     _PerTaskBatch_TaskSum at the default's step cost (a task in the step takes a full step from its one patch; a task
-    is in 2 of 3 steps at K = 3 and batch size 2)."""
+    is in 2 of 3 steps at K = 3 and batch size 2). Measured (600 iterations, 2 seeds): 47.1 +- 10.3 average Dice, no
+    better than the default (48.1 +- 1.6); the hippocampus tasks left the all-background plateau at epoch 5-19 of 20.
+    The sum pays only with every task's patches in every step (_PerTaskBatch_TaskSum: 69.5 +- 3.4)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
