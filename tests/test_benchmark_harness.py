@@ -144,3 +144,21 @@ def test_compute_curve_counts_k_models_for_per_task_methods_and_skips_subset_tab
     assert by_key[("unisemi", 600)]["labeled_patches_per_task"] == 400
     only = curve.curve_rows({"cpu": tmp_path}, "D", 2, methods=["unisemi"], iterations=[1800])
     assert [(r["method"], r["dice_mean"]) for r in only] == [("unisemi", 72.0)]
+
+
+def test_false_positive_location_tells_a_thick_mask_from_a_second_structure():
+    fpl = _load("benchmarks/false_positive_location.py", "_bench_fpl")
+    ref = np.zeros((40, 20, 20), bool)
+    ref[20:30, 5:15, 5:15] = True  # 10 slices of a 10 x 10 square, 1 mm voxels
+    thick = ref.copy()
+    thick[19:31, 4:16, 4:16] = True  # one voxel too thick all round: every false positive within 1.5 mm
+    near = fpl.false_positive_location(thick, ref, (1.0, 1.0, 1.0), far_mm=10.0)
+    assert near["fp_far_share"] == 0.0
+    assert near["volume_ratio"] == pytest.approx(12 * 12 * 12 / 1000)
+    assert near["fp_outside_slices_share"] == pytest.approx(2 * 144 / (1728 - 1000))  # slices 19 and 30 only
+    second = ref.copy()
+    second[8:13, 5:15, 5:15] = True  # another structure below: slices 8-12 lie 12, 11, 10, 9 and 8 mm away
+    far = fpl.false_positive_location(second, ref, (1.0, 1.0, 1.0), far_mm=10.0)
+    assert far["fp_far_share"] == pytest.approx(0.4)  # slices 8 and 9 only: 10 mm is not farther than 10 mm
+    assert far["fp_outside_slices_share"] == 1.0
+    assert far["dice_largest_component"] == 1.0 and far["dice"] == pytest.approx(2000 / 2500)

@@ -1,0 +1,91 @@
+"""Where are a model's false-positive voxels? Near the reference's surface (a mask a little too thick, a calibration
+matter) or far from it (another structure taken for the target)? Written for the left atrium of the benchmark,
+whose masks in the shared model were a median 1.35 times the reference's volume at 1800 iterations
+(docs/BENCHMARKS.md, "A longer schedule"), to compare two models on the same held-out cases.
+
+Per case: Dice, predicted / reference volume, the share of false-positive voxels farther than --far-mm from the
+reference, their share outside the reference's extent along the first array axis (slices above or below the
+structure), and the Dice after keeping the largest connected component (nnU-Net's own post-processing).
+
+    python benchmarks/false_positive_location.py \
+        --pred benchmark_runs/v7/Dataset801_UniSeMiBench10/iter1800/seed0/pred/<method> \
+        --ref benchmark_runs/v7/nnUNet_raw/Dataset801_UniSeMiBench10/labelsTs --prefix left_atrium_
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from nnunetv2_unisemi.evaluation.evaluate import _check_same_grid, read_label
+
+
+def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    total = pred.sum() + ref.sum()
+    return 2.0 * float((pred & ref).sum()) / float(total) if total else 1.0
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], far_mm: float) -> dict:
+    """Measures of one case's masks (binary arrays on the same grid, spacing in the arrays' axis order)."""
+    if not ref.any():
+        raise ValueError("the reference is empty: no surface to measure false positives from")
+    false_positive = pred & ~ref
+    distance = ndimage.distance_transform_edt(~ref, sampling=spacing)[false_positive]
+    slices = np.flatnonzero(ref.any(axis=tuple(range(1, ref.ndim))))
+    fp_slices = np.nonzero(false_positive)[0]
+    n_fp = int(false_positive.sum())
+    return {
+        "dice": dice(pred, ref),
+        "volume_ratio": float(pred.sum()) / float(ref.sum()),
+        "fp_share_of_prediction": n_fp / float(pred.sum()) if pred.any() else 0.0,
+        "fp_far_share": float((distance > far_mm).mean()) if n_fp else 0.0,
+        "fp_outside_slices_share": float(((fp_slices < slices[0]) | (fp_slices > slices[-1])).mean()) if n_fp else 0.0,
+        "dice_largest_component": dice(largest_component(pred), ref),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted masks")
+    parser.add_argument("--ref", required=True, type=Path, help="folder of reference masks (same file names)")
+    parser.add_argument("--prefix", default="", help="only reference files whose name starts with this")
+    parser.add_argument("--far-mm", type=float, default=10.0, help="a false positive farther than this is 'far'")
+    args = parser.parse_args(argv)
+
+    refs = sorted(args.ref.glob(f"{args.prefix}*.nii.gz"))
+    if not refs:
+        raise SystemExit(f"no reference files {args.prefix}*.nii.gz in {args.ref}")
+    rows = []
+    for ref_file in refs:
+        pred_file = args.pred / ref_file.name
+        if not pred_file.is_file():
+            raise SystemExit(f"{pred_file}: the prediction of {ref_file.name} is missing")
+        pred, _, pred_img = read_label(pred_file)
+        ref, spacing, ref_img = read_label(ref_file)
+        _check_same_grid(pred_img, ref_img, pred_file, ref_file)
+        rows.append((ref_file.name[:-7], false_positive_location(pred > 0, ref > 0, spacing, args.far_mm)))
+
+    keys = list(rows[0][1])
+    print("| case | " + " | ".join(keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    for case, row in rows:
+        print(f"| {case} | " + " | ".join(f"{row[k]:.2f}" for k in keys) + " |")
+    print("| **median** | " + " | ".join(f"{statistics.median(r[k] for _, r in rows):.2f}" for k in keys) + " |")
+    print("| **mean** | " + " | ".join(f"{statistics.fmean(r[k] for _, r in rows):.3f}" for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
