@@ -5,7 +5,10 @@ whose masks in the shared model were a median 1.35 times the reference's volume 
 
 Per case: Dice, predicted / reference volume, the share of false-positive voxels farther than --far-mm from the
 reference, their share outside the reference's extent along the first array axis (slices above or below the
-structure), and the Dice after keeping the largest connected component (nnU-Net's own post-processing).
+structure), and the Dice after keeping the largest connected component (nnU-Net's own post-processing). With
+--other, the masks of other prompts on the same cases (e.g. `nnUNetv2_predict_unisemi -task all
+--separate_task_files`): their volume against the reference's and the share of the false positives they also cover
+(do the target's false positives come from features the other tasks learned?).
 
     python benchmarks/false_positive_location.py \
         --pred benchmark_runs/v7/Dataset801_UniSeMiBench10/iter1800/seed0/pred/<method> \
@@ -38,8 +41,10 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(sizes))
 
 
-def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], far_mm: float) -> dict:
-    """Measures of one case's masks (binary arrays on the same grid, spacing in the arrays' axis order)."""
+def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], far_mm: float,
+                            other: np.ndarray | None = None) -> dict:
+    """Measures of one case's masks (binary arrays on the same grid, spacing in the arrays' axis order); `other`:
+    the union of other prompts' masks on the same case."""
     if not ref.any():
         raise ValueError("the reference is empty: no surface to measure false positives from")
     false_positive = pred & ~ref
@@ -54,7 +59,10 @@ def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[fl
         "fp_far_share": float((distance > far_mm).mean()) if n_fp else 0.0,
         "fp_outside_slices_share": float(((fp_slices < slices[0]) | (fp_slices > slices[-1])).mean()) if n_fp else 0.0,
         "dice_largest_component": dice(largest_component(pred), ref),
-    }
+    } | ({} if other is None else {
+        "other_volume_ratio": float(other.sum()) / float(ref.sum()),
+        "fp_covered_by_other": float((false_positive & other).sum()) / n_fp if n_fp else 0.0,
+    })
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pred", required=True, type=Path, help="folder of predicted masks")
     parser.add_argument("--ref", required=True, type=Path, help="folder of reference masks (same file names)")
     parser.add_argument("--prefix", default="", help="only reference files whose name starts with this")
+    parser.add_argument("--other", type=Path, nargs="*", default=[],
+                        help="folders of other prompts' masks of the same cases (same file names)")
     parser.add_argument("--far-mm", type=float, default=10.0, help="a false positive farther than this is 'far'")
     args = parser.parse_args(argv)
 
@@ -76,7 +86,15 @@ def main(argv: list[str] | None = None) -> None:
         pred, _, pred_img = read_label(pred_file)
         ref, spacing, ref_img = read_label(ref_file)
         _check_same_grid(pred_img, ref_img, pred_file, ref_file)
-        rows.append((ref_file.name[:-7], false_positive_location(pred > 0, ref > 0, spacing, args.far_mm)))
+        other = None
+        for folder in args.other:
+            other_file = folder / ref_file.name
+            if not other_file.is_file():
+                raise SystemExit(f"{other_file}: the other prompt's mask of {ref_file.name} is missing")
+            mask, _, other_img = read_label(other_file)
+            _check_same_grid(other_img, ref_img, other_file, ref_file)
+            other = mask > 0 if other is None else other | (mask > 0)
+        rows.append((ref_file.name[:-7], false_positive_location(pred > 0, ref > 0, spacing, args.far_mm, other)))
 
     keys = list(rows[0][1])
     print("| case | " + " | ".join(keys) + " |")

@@ -162,3 +162,8 @@ def test_false_positive_location_tells_a_thick_mask_from_a_second_structure():
     assert far["fp_far_share"] == pytest.approx(0.4)  # slices 8 and 9 only: 10 mm is not farther than 10 mm
     assert far["fp_outside_slices_share"] == 1.0
     assert far["dice_largest_component"] == 1.0 and far["dice"] == pytest.approx(2000 / 2500)
+    assert "fp_covered_by_other" not in far
+    other = np.zeros_like(ref)
+    other[8:10, 5:15, 5:15] = True  # another prompt marks the far slices 8-9 and nothing else
+    covered = fpl.false_positive_location(second, ref, (1.0, 1.0, 1.0), 10.0, other)
+    assert covered["fp_covered_by_other"] == pytest.approx(0.4) and covered["other_volume_ratio"] == 0.2
