@@ -93,6 +93,8 @@ METHODS = {  # method -> trainer base class
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_two_way":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TwoWay",
+    "unisemi_orthogonal_prompts_per_task_batch_task_sum_confident_unlabeled":
+        "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ConfidentUnlabeled",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_task_oversampling":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TaskOversampling",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
@@ -126,6 +128,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, lambda = K + 1",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_two_way":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, gradient through P_agg",
+                 "unisemi_orthogonal_prompts_per_task_batch_task_sum_confident_unlabeled":
+                     "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, confident P_agg voxels only",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_task_oversampling":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, foreground 1 of 2 per task",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",

@@ -96,3 +96,31 @@ def test_unlabeled_weight_ramps_up_over_the_first_40_percent_of_epochs():
     trainer.unlabeled_rampup_fraction = 0.0  # what the ConstantLambda variant sets
     trainer.current_epoch = 0
     assert nnUNetTrainerUniSeMi.current_unlabeled_weight(trainer) == 2.0
+
+
+def test_confidence_threshold_keeps_only_confident_p_agg_voxels_in_the_dice():
+    """With a threshold the unlabeled Dice is computed over the voxels where P_agg is >= t or <= 1 - t: unconfident
+    voxels get no gradient, and the value is the plain soft Dice restricted to the confident voxels."""
+    torch.manual_seed(4)
+    synthetic_logits = torch.randn(2, 2, 6, 6, 6, requires_grad=True)
+    p_agg = torch.rand(2, 6, 6, 6)
+    confident = (p_agg >= 0.9) | (p_agg <= 0.1)
+    assert confident.any() and not confident.all()
+    loss = UnlabeledConsistencyLoss(confidence_threshold=0.9)(synthetic_logits, p_agg)
+    loss.backward()
+    reached = synthetic_logits.grad.abs().sum(1) > 0
+    assert reached[confident].all() and not reached[~confident].any()
+    # the same value as the unmasked loss on the confident voxels alone (one sample at a time: their counts differ)
+    per_sample = [UnlabeledConsistencyLoss()(synthetic_logits[b][:, confident[b]][None].detach(),
+                                             p_agg[b][confident[b]][None]) for b in range(2)]
+    torch.testing.assert_close(loss.detach(), torch.stack(per_sample).mean())
+    # and it differs from the paper's term, which the unconfident voxels also enter
+    assert not torch.isclose(loss.detach(), UnlabeledConsistencyLoss()(synthetic_logits.detach(), p_agg))
+
+
+def test_confidence_threshold_must_lie_between_one_half_and_one():
+    import pytest
+
+    for bad in (0.5, 1.0, 0.3):
+        with pytest.raises(ValueError, match="confidence_threshold"):
+            UnlabeledConsistencyLoss(confidence_threshold=bad)
