@@ -8,7 +8,10 @@ reference, their share outside the reference's extent along the first array axis
 structure), and the Dice after keeping the largest connected component (nnU-Net's own post-processing). With
 --other, the masks of other prompts on the same cases (e.g. `nnUNetv2_predict_unisemi -task all
 --separate_task_files`): their volume against the reference's and the share of the false positives they also cover
-(do the target's false positives come from features the other tasks learned?).
+(do the target's false positives come from features the other tasks learned?). With --confidence t and
+probabilities saved beside the masks (`--save_probabilities`: <case>.npz, channel = label value): the share of the
+true- and false-positive voxels whose probability is >= t, i.e. how many of each a confidence mask on pseudo labels
+would keep.
 
     python benchmarks/false_positive_location.py \
         --pred benchmark_runs/v7/Dataset801_UniSeMiBench10/iter1800/seed0/pred/<method> \
@@ -42,9 +45,10 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], far_mm: float,
-                            other: np.ndarray | None = None) -> dict:
+                            other: np.ndarray | None = None, probability: np.ndarray | None = None,
+                            confidence: float = 0.95) -> dict:
     """Measures of one case's masks (binary arrays on the same grid, spacing in the arrays' axis order); `other`:
-    the union of other prompts' masks on the same case."""
+    the union of other prompts' masks on the same case; `probability`: the prediction's foreground probability."""
     if not ref.any():
         raise ValueError("the reference is empty: no surface to measure false positives from")
     false_positive = pred & ~ref
@@ -62,6 +66,9 @@ def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[fl
     } | ({} if other is None else {
         "other_volume_ratio": float(other.sum()) / float(ref.sum()),
         "fp_covered_by_other": float((false_positive & other).sum()) / n_fp if n_fp else 0.0,
+    }) | ({} if probability is None else {
+        "tp_confident_share": float((probability[pred & ref] >= confidence).mean()) if (pred & ref).any() else 0.0,
+        "fp_confident_share": float((probability[false_positive] >= confidence).mean()) if n_fp else 0.0,
     })
 
 
@@ -72,10 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix", default="", help="only reference files whose name starts with this")
     parser.add_argument("--other", type=Path, nargs="*", default=[],
                         help="folders of other prompts' masks of the same cases (same file names)")
+    parser.add_argument("--confidence", type=float, default=None,
+                        help="with probabilities (<case>.npz) beside the predictions: share of TP / FP voxels >= this")
+    parser.add_argument("--predicted-only", action="store_true",
+                        help="measure only the cases with a prediction (default: a missing prediction is an error)")
     parser.add_argument("--far-mm", type=float, default=10.0, help="a false positive farther than this is 'far'")
     args = parser.parse_args(argv)
 
     refs = sorted(args.ref.glob(f"{args.prefix}*.nii.gz"))
+    if args.predicted_only:
+        refs = [r for r in refs if (args.pred / r.name).is_file()]
     if not refs:
         raise SystemExit(f"no reference files {args.prefix}*.nii.gz in {args.ref}")
     rows = []
@@ -94,7 +107,16 @@ def main(argv: list[str] | None = None) -> None:
             mask, _, other_img = read_label(other_file)
             _check_same_grid(other_img, ref_img, other_file, ref_file)
             other = mask > 0 if other is None else other | (mask > 0)
-        rows.append((ref_file.name[:-7], false_positive_location(pred > 0, ref > 0, spacing, args.far_mm, other)))
+        probability = None
+        if args.confidence is not None:
+            npz = args.pred / (ref_file.name[:-7] + ".npz")
+            if not npz.is_file():
+                raise SystemExit(f"{npz}: no probabilities (predict with --save_probabilities)")
+            probability = np.load(npz)["probabilities"][int(ref.max())]
+            if probability.shape != ref.shape:
+                raise SystemExit(f"{npz}: probabilities of shape {probability.shape}, the reference is {ref.shape}")
+        rows.append((ref_file.name[:-7], false_positive_location(pred > 0, ref > 0, spacing, args.far_mm, other,
+                                                                 probability, args.confidence or 0.95)))
 
     keys = list(rows[0][1])
     print("| case | " + " | ".join(keys) + " |")

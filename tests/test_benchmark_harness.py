@@ -167,3 +167,7 @@ def test_false_positive_location_tells_a_thick_mask_from_a_second_structure():
     other[8:10, 5:15, 5:15] = True  # another prompt marks the far slices 8-9 and nothing else
     covered = fpl.false_positive_location(second, ref, (1.0, 1.0, 1.0), 10.0, other)
     assert covered["fp_covered_by_other"] == pytest.approx(0.4) and covered["other_volume_ratio"] == 0.2
+    probability = np.where(ref, 0.99, np.where(second, 0.7, 0.0))
+    probability[20:22] = 0.9  # two of the ten atrium slices less sure
+    sure = fpl.false_positive_location(second, ref, (1.0, 1.0, 1.0), 10.0, probability=probability, confidence=0.95)
+    assert sure["tp_confident_share"] == pytest.approx(0.8) and sure["fp_confident_share"] == 0.0
