@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from acvl_utils.morphology.morphology_helper import remove_all_but_largest_component
 from scipy import ndimage
 
 from nnunetv2_unisemi.evaluation.evaluate import _check_same_grid, read_label
@@ -34,14 +35,6 @@ from nnunetv2_unisemi.evaluation.evaluate import _check_same_grid, read_label
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     total = pred.sum() + ref.sum()
     return 2.0 * float((pred & ref).sum()) / float(total) if total else 1.0
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask)
-    if n <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == 1 + int(np.argmax(sizes))
 
 
 def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], far_mm: float,
@@ -62,7 +55,7 @@ def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[fl
         "fp_share_of_prediction": n_fp / float(pred.sum()) if pred.any() else 0.0,
         "fp_far_share": float((distance > far_mm).mean()) if n_fp else 0.0,
         "fp_outside_slices_share": float(((fp_slices < slices[0]) | (fp_slices > slices[-1])).mean()) if n_fp else 0.0,
-        "dice_largest_component": dice(largest_component(pred), ref),
+        "dice_largest_component": dice(remove_all_but_largest_component(pred), ref),  # nnU-Net's post-processing
     } | ({} if other is None else {
         "other_volume_ratio": float(other.sum()) / float(ref.sum()),
         "fp_covered_by_other": float((false_positive & other).sum()) / n_fp if n_fp else 0.0,
