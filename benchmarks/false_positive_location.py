@@ -33,15 +33,19 @@ from nnunetv2_unisemi.evaluation.evaluate import _check_same_grid, read_label
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    # the evaluation's compute_binary_metrics gives the same Dice but also computes the surface distances (medpy)
     total = pred.sum() + ref.sum()
     return 2.0 * float((pred & ref).sum()) / float(total) if total else 1.0
 
 
 def false_positive_location(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], far_mm: float,
                             other: np.ndarray | None = None, probability: np.ndarray | None = None,
-                            confidence: float = 0.95) -> dict:
+                            confidence: float | None = None) -> dict:
     """Measures of one case's masks (binary arrays on the same grid, spacing in the arrays' axis order); `other`:
-    the union of other prompts' masks on the same case; `probability`: the prediction's foreground probability."""
+    the union of other prompts' masks on the same case; `probability`: the prediction's foreground probability,
+    with `confidence` the level at which a voxel counts as confident."""
+    if probability is not None and confidence is None:
+        raise ValueError("probability needs a confidence level")
     if not ref.any():
         raise ValueError("the reference is empty: no surface to measure false positives from")
     false_positive = pred & ~ref
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             if probability.shape != ref.shape:
                 raise SystemExit(f"{npz}: probabilities of shape {probability.shape}, the reference is {ref.shape}")
         rows.append((ref_file.name[:-7], false_positive_location(pred > 0, ref > 0, spacing, args.far_mm, other,
-                                                                 probability, args.confidence or 0.95)))
+                                                                 probability, args.confidence)))
 
     keys = list(rows[0][1])
     print("| case | " + " | ".join(keys) + " |")

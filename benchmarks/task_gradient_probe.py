@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> None:
                       nnUNet_extTrainer=str(HERE / "trainers"), nnUNet_n_proc_DA="0", nnUNet_compile="f")
     from nnunetv2.run.run_training import get_trainer_from_args  # noqa: PLC0415 (reads the environment)
 
-    from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import select_samples  # noqa: PLC0415
-
     trainer = get_trainer_from_args(args.dataset, args.configuration, 0, args.trainer, device=torch.device("cpu"))
     trainer.initialize()
     if args.checkpoint != "init":
@@ -69,9 +67,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def recording_supervised_loss(output, targets, prompts):
         group_losses.clear()
-        for p in prompts.unique().tolist():
-            index = prompts == p
-            group_losses[p] = trainer.loss(select_samples(output, index), select_samples(targets, index))
+        group_losses.update(trainer.task_losses(output, targets, prompts))  # also under the batch-mean loss
         return supervised_loss(output, targets, prompts)
 
     params = [p for p in trainer.network.parameters() if p.requires_grad]

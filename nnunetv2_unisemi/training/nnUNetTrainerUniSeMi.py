@@ -206,13 +206,16 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         supervision)."""
         return [o[0] if self.enable_deep_supervision else o for o in outputs]
 
+    def task_losses(self, output, targets, prompts: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Eq. 5 per prompt: each prompt's mean loss over its own samples of the batch."""
+        return {int(p): self.loss(select_samples(output, prompts == p), select_samples(targets, prompts == p))
+                for p in prompts.unique()}
+
     def supervised_loss(self, output, targets, prompts: torch.Tensor) -> torch.Tensor:
         """Eq. 5 (Dice + CE, deep supervision) on the labeled and synthetic samples, decoded under `prompts`."""
         if not self.sum_task_losses:
             return self.loss(output, targets)
-        losses = [self.loss(select_samples(output, index), select_samples(targets, index))
-                  for index in (prompts == p for p in prompts.unique())]
-        return torch.stack(losses).sum()
+        return torch.stack(list(self.task_losses(output, targets, prompts).values())).sum()
 
     def train_step(self, batch: dict) -> dict:
         images, prompts, targets = self.labeled_inputs(batch)
