@@ -97,6 +97,8 @@ METHODS = {  # method -> trainer base class
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ConfidentUnlabeled",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_task_oversampling":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TaskOversampling",
+    "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled":
+        "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -132,6 +134,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, confident P_agg voxels only",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_task_oversampling":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, foreground 1 of 2 per task",
+                 "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled":
+                     "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, P_agg from an EMA teacher",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

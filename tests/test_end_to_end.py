@@ -250,6 +250,49 @@ def test_task_sum_gives_each_task_the_gradient_it_gets_in_a_batch_of_its_own(dem
         torch.testing.assert_close(mean[own], alone * len(own) / len(prompts))
 
 
+def test_teacher_unlabeled_variant_takes_p_agg_from_the_ema_teacher_and_keeps_it_in_checkpoints(demo, monkeypatch):
+    """nnUNetTrainerUniSeMi_..._TeacherUnlabeled: the unlabeled term's P_agg is the EMA teacher's on the same CutMixed
+    input. The teacher equals the student on steps 0 and 1 (warm-up decays 0 and 0.5), so P_agg is then the student's
+    own; on step 2 it is not. The teacher is saved in the checkpoint and restored exactly; prediction loads the
+    student."""
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(k, demo["env"][k])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    from nnunetv2_unisemi.consistency import aggregated_task_prediction
+
+    name = "nnUNetTrainerUniSeMi_TeacherUnlabeled_Test"
+    trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, name, device=torch.device("cpu"))
+    steps, unlabeled_target = [], trainer.unlabeled_target
+
+    def recording_target(prompted_logits, mix_parts):
+        p_agg = unlabeled_target(prompted_logits, mix_parts)
+        own = aggregated_task_prediction(prompted_logits[: trainer.unisemi.num_tasks])
+        steps.append((p_agg, own))
+        return p_agg
+
+    monkeypatch.setattr(trainer, "unlabeled_target", recording_target)
+    trainer.run_training()
+    assert len(steps) == 3 and trainer.ssl_step == 3
+    for p_agg, own in steps:
+        assert p_agg.shape == own.shape and not p_agg.requires_grad and 0 <= p_agg.min() and p_agg.max() <= 1
+    for p_agg, own in steps[:2]:
+        torch.testing.assert_close(p_agg, own)
+    assert (steps[2][0] - steps[2][1]).abs().max() > 1e-4
+
+    teacher, student = trainer.teacher.state_dict(), trainer.network.state_dict()
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher)
+    checkpoint_file = Path(trainer.output_folder) / "checkpoint_final.pth"
+    checkpoint = torch.load(checkpoint_file, weights_only=False)
+    assert all(torch.equal(checkpoint["network_weights"][k], student[k]) for k in student)
+    restored = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, name, device=torch.device("cpu"))
+    restored.initialize()
+    restored.load_checkpoint(str(checkpoint_file))
+    assert restored.ssl_step == 3
+    assert all(torch.equal(restored.teacher.state_dict()[k], teacher[k]) for k in teacher)
+
+
 def read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 

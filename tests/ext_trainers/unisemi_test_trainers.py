@@ -4,7 +4,10 @@ from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
-from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import nnUNetTrainerUniSeMi_PerTaskBatch
+from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled,
+    nnUNetTrainerUniSeMi_PerTaskBatch,
+)
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_SeparatePrompts import nnUNetTrainerUniSeMi_SeparatePrompts
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_TaskInfo import nnUNetTrainerUniSeMi_TaskInfo
 from nnunetv2_unisemi.training.variants.short_schedules import short_schedule
@@ -21,3 +24,7 @@ nnUNetTrainerUniSeMi_OrthogonalPrompts_Test = short_schedule(
     nnUNetTrainerUniSeMi_OrthogonalPrompts, "nnUNetTrainerUniSeMi_OrthogonalPrompts_Test", 1, 2, 1)
 nnUNetTrainerUniSeMi_PerTaskBatch_Test = short_schedule(
     nnUNetTrainerUniSeMi_PerTaskBatch, "nnUNetTrainerUniSeMi_PerTaskBatch_Test", 1, 2, 1)
+# 3 steps: the EMA teacher equals the student on steps 0 and 1 (UA-MT's warm-up decays 0, 0.5) and differs on step 2
+nnUNetTrainerUniSeMi_TeacherUnlabeled_Test = short_schedule(
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled,
+    "nnUNetTrainerUniSeMi_TeacherUnlabeled_Test", 1, 3, 1)

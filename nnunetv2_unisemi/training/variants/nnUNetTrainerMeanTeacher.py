@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from nnunetv2_unisemi.training.variants.ema_teacher import warmup_decay
 from nnunetv2_unisemi.training.variants.nnUNetTrainerSSLBase import nnUNetTrainerSSLBase
 from nnunetv2_unisemi.training.variants.ssl_losses import prediction_entropy, sigmoid_rampup, softmax_mse
 
@@ -45,7 +46,7 @@ class nnUNetTrainerMeanTeacher(nnUNetTrainerSSLBase):
         return self.num_epochs * self.num_iterations_per_epoch
 
     def teacher_decay(self) -> float:
-        return min(1.0 - 1.0 / (self.ssl_step + 1), self.ema_decay)
+        return warmup_decay(self.ssl_step, self.ema_decay)
 
     def current_consistency_weight(self) -> float:
         return self.consistency_weight * sigmoid_rampup(self.ssl_step,

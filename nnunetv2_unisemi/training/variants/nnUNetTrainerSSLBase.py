@@ -12,15 +12,12 @@ Same data, loaders, augmentation, planned network and evaluation as UniSeMi; onl
 - Uni- form (`multi_task = True`, paper Table 6): fold 0 (every task's labeled + unlabeled cases); each labeled
   sample supervises only what it annotates through the partial-label loss (other tasks' channels merged into
   background, see ssl_losses.partial_label_log_probs); unlabeled terms use all K + 1 channels.
-- EMA teacher: created after the network, saved in every checkpoint (`ema_teacher_weights`, plus `ssl_step`)
-  and restored on load. `network_weights` holds the student, which nnU-Net's predictor uses, unless
-  `export_teacher = True` (then `network_weights` is the teacher and the student goes to `student_weights`).
+- EMA teacher: created after the network, saved in every checkpoint and restored on load
+  (ema_teacher.EMATeacherCheckpointMixin). `network_weights` holds the student, which nnU-Net's predictor uses,
+  unless `export_teacher = True` (then `network_weights` is the teacher and the student goes to `student_weights`).
 """
 
 from __future__ import annotations
-
-import os
-import tempfile
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -28,14 +25,12 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunetv2_unisemi.training.semi_supervised import SemiSupervisedTrainerMixin, per_task_tp_fp_fn
-from nnunetv2_unisemi.training.variants.ema_teacher import EMATeacher, unwrap
+from nnunetv2_unisemi.training.variants.ema_teacher import EMATeacherCheckpointMixin, unwrap
 from nnunetv2_unisemi.training.variants.ssl_losses import masked_dice_ce, partial_label_log_probs
 from nnunetv2_unisemi.unified_dataset import UnifiedDatasetInfo
 
-TEACHER_KEY = "ema_teacher_weights"
 
-
-class nnUNetTrainerSSLBase(SemiSupervisedTrainerMixin, nnUNetTrainer):
+class nnUNetTrainerSSLBase(EMATeacherCheckpointMixin, SemiSupervisedTrainerMixin, nnUNetTrainer):
     """Not a method by itself: subclasses implement `compute_losses` (and `teacher_decay`)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -49,7 +44,6 @@ class nnUNetTrainerSSLBase(SemiSupervisedTrainerMixin, nnUNetTrainer):
         self.export_teacher = False
         self.use_unlabeled = True
         self.unlabeled_batch_size_override = None  # None -> the labeled batch size
-        self.teacher: EMATeacher | None = None
         self.ssl_step = 0  # training iterations done (persisted in checkpoints)
         self.register_loss_terms()
 
@@ -96,49 +90,13 @@ class nnUNetTrainerSSLBase(SemiSupervisedTrainerMixin, nnUNetTrainer):
     # ---------------------------------------------------------------------------------------------------- teacher
     def initialize(self):
         if not self.was_initialized:
-            super().initialize()
-            self.teacher = EMATeacher(self.network)
+            super().initialize()  # EMATeacherCheckpointMixin: the teacher
             self.print_to_log_file(f"{self.__class__.__name__}: multi_task={self.multi_task}, task={self.task_id}, "
                                    f"ema_decay={self.ema_decay}, export_teacher={self.export_teacher}")
 
     def teacher_decay(self) -> float | None:
         """EMA decay for the update after the current step; None = do not update the teacher."""
         return self.ema_decay
-
-    def save_checkpoint(self, filename: str) -> None:
-        super().save_checkpoint(filename)
-        if self.local_rank != 0 or self.disable_checkpointing or not os.path.isfile(filename):
-            return
-        checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
-        checkpoint[TEACHER_KEY] = self.teacher.state_dict()
-        checkpoint["ssl_step"] = self.ssl_step
-        if self.export_teacher:  # nnU-Net's predictor reads network_weights
-            checkpoint["student_weights"] = checkpoint["network_weights"]
-            checkpoint["network_weights"] = self.teacher.state_dict()
-        torch.save(checkpoint, filename)
-
-    def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
-        if isinstance(filename_or_checkpoint, dict):  # nnU-Net 2.8's load_checkpoint only reads files
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "checkpoint.pth")
-                torch.save(filename_or_checkpoint, path)
-                return self.load_checkpoint(path)
-        filename = str(filename_or_checkpoint)
-        checkpoint = torch.load(filename, map_location=self.device, weights_only=False)
-        if "student_weights" in checkpoint:  # saved with export_teacher: restore the student for training
-            checkpoint["network_weights"] = checkpoint["student_weights"]
-            with tempfile.TemporaryDirectory() as tmp:
-                filename = os.path.join(tmp, "checkpoint.pth")
-                torch.save(checkpoint, filename)
-                super().load_checkpoint(filename)
-        else:
-            super().load_checkpoint(filename)
-        if TEACHER_KEY in checkpoint:
-            self.teacher.load_state_dict(checkpoint[TEACHER_KEY])
-        else:
-            self.print_to_log_file("checkpoint without EMA teacher: the teacher restarts from the student")
-            self.teacher.copy_from(self.network)
-        self.ssl_step = int(checkpoint.get("ssl_step", self.current_epoch * self.num_iterations_per_epoch))
 
     # ------------------------------------------------------------------------------------------------ supervision
     def labeled_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss
+from nnunetv2_unisemi.consistency import UnlabeledConsistencyLoss, aggregated_task_prediction
+from nnunetv2_unisemi.task_mixing import cutmix
 from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+from nnunetv2_unisemi.training.variants.ema_teacher import EMATeacherCheckpointMixin, warmup_decay
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts import (
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
@@ -94,6 +96,35 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ConfidentUnlab
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.consistency_loss = UnlabeledConsistencyLoss(confidence_threshold=0.95)
+
+
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled(
+        EMATeacherCheckpointMixin, nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
+    """... with P_agg from an EMA (mean) teacher of the network on the same CutMixed input, instead of the student's
+    own pass: the second candidate against the confirmation loop of docs/BENCHMARKS.md, "Where the left atrium's
+    errors lie" (the synthetic prompt learns every task prompt's false positives from P_agg, and through the shared
+    features the task prompts learn them back). The teacher (decay 0.99 after UA-MT's warm-up) changes slowly, so a
+    false positive the student has just learned does not enter the target at once. One extra forward pass of the
+    unlabeled mixes per step; the teacher is kept in the checkpoints, the student is what nnU-Net's predictor loads."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.ema_decay = 0.99
+        self.ssl_step = 0
+
+    def unlabeled_target(self, prompted_logits: list[torch.Tensor], mix_parts) -> torch.Tensor:
+        first, second, masks, _ = mix_parts
+        task_prompts = torch.arange(1, self.unisemi.num_tasks + 1, device=self.device).expand(first.shape[0], -1)
+        with torch.no_grad():
+            teacher_logits = self.teacher.network(cutmix(first, second, masks), task_prompts)
+        return aggregated_task_prediction(self.full_resolution(teacher_logits))
+
+    def train_step(self, batch: dict) -> dict:
+        result = super().train_step(batch)
+        self.teacher.update(self.network, warmup_decay(self.ssl_step, self.ema_decay))
+        self.ssl_step += 1
+        return result
 
 
 class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda(
