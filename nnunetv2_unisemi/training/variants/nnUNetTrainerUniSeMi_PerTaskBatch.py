@@ -111,8 +111,7 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabel
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.ema_decay = 0.99
-        self.ssl_step = 0
+        self.ema_decay = 0.99  # the teacher and ssl_step come from EMATeacherCheckpointMixin
 
     def unlabeled_target(self, prompted_logits: list[torch.Tensor], mix_parts) -> torch.Tensor:
         first, second, masks, _ = mix_parts
