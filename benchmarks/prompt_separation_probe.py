@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     first = lambda cases, t: [k for k in cases if k.startswith(t)][:args.cases]  # noqa: E731
     picked = {"labeled (trained on)": [c for t in TASKS for c in first(info["labeled"], t)],
               "held-out test": [c for t in TASKS for c in first(info["test"], t)]}
-    env = {**os.environ, "nnUNet_raw": str(root / "nnUNet_raw"),
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+           "nnUNet_raw": str(root / "nnUNet_raw"),
            "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
            "nnUNet_results": str(Path(args.results).resolve()),
            "nnUNet_extTrainer": ":".join([*(str(Path(d).resolve()) for d in args.trainer_dir), str(TRAINER_DIR),

@@ -196,6 +196,8 @@ class Runner:
         env["nnUNet_extTrainer"] = str(TRAINER_DIR)
         env["nnUNet_n_proc_DA"] = str(self.args.da_processes)
         env["nnUNet_compile"] = "f"
+        # the nnUNetv2_* commands of this interpreter's environment, also when it is not activated
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         return env
 
     def run(self, key: str, cmd: list[str], results: Path | None = None, **extra) -> None:

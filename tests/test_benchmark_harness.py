@@ -171,3 +171,13 @@ def test_false_positive_location_tells_a_thick_mask_from_a_second_structure():
     probability[20:22] = 0.9  # two of the ten atrium slices less sure
     sure = fpl.false_positive_location(second, ref, (1.0, 1.0, 1.0), 10.0, probability=probability, confidence=0.95)
     assert sure["tp_confident_share"] == pytest.approx(0.8) and sure["fp_confident_share"] == 0.0
+
+
+def test_steps_find_the_nnunet_commands_of_the_running_interpreter_without_an_activated_environment(
+        run_benchmark, tmp_path, monkeypatch):
+    import shutil
+    import sys
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # `.venv/bin/python benchmarks/run_benchmark.py`, venv not activated
+    runner = run_benchmark.Runner(run_benchmark.parse_args(["--root", str(tmp_path), "--aggregate-only"]))
+    found = shutil.which("nnUNetv2_train", path=runner.env()["PATH"])
+    assert found is not None and Path(found).parent == Path(sys.executable).parent
