@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +177,6 @@ def test_false_positive_location_tells_a_thick_mask_from_a_second_structure():
 
 def test_steps_find_the_nnunet_commands_of_the_running_interpreter_without_an_activated_environment(
         run_benchmark, tmp_path, monkeypatch):
-    import shutil
-    import sys
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # `.venv/bin/python benchmarks/run_benchmark.py`, venv not activated
     runner = run_benchmark.Runner(run_benchmark.parse_args(["--root", str(tmp_path), "--aggregate-only"]))
     found = shutil.which("nnUNetv2_train", path=runner.env()["PATH"])
