@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run_benchmark import REPO, TRAINER_DIR  # noqa: E402
+from run_benchmark import REPO, TRAINER_DIR, interpreter_first_path  # noqa: E402
 
 TASKS = ("hippocampus_anterior", "hippocampus_posterior")
 STRUCTURES = {"anterior": 1, "posterior": 2}  # Task04_Hippocampus label values
@@ -58,8 +58,7 @@ def main(argv=None) -> int:
     first = lambda cases, t: [k for k in cases if k.startswith(t)][:args.cases]  # noqa: E731
     picked = {"labeled (trained on)": [c for t in TASKS for c in first(info["labeled"], t)],
               "held-out test": [c for t in TASKS for c in first(info["test"], t)]}
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "nnUNet_raw": str(root / "nnUNet_raw"),
+    env = {**os.environ, "PATH": interpreter_first_path(), "nnUNet_raw": str(root / "nnUNet_raw"),
            "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
            "nnUNet_results": str(Path(args.results).resolve()),
            "nnUNet_extTrainer": ":".join([*(str(Path(d).resolve()) for d in args.trainer_dir), str(TRAINER_DIR),

@@ -160,6 +160,12 @@ def log(msg: str) -> None:
     print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
+def interpreter_first_path() -> str:
+    """PATH with this interpreter's bin folder first: the nnUNetv2_* commands of its environment, also when that
+    environment is not activated (`.venv/bin/python benchmarks/run_benchmark.py`)."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 # ------------------------------------------------------------------------------------------------------ ledger
 class Ledger:
     """Wall time of every step that ran (json, rewritten atomically after each step)."""
@@ -196,8 +202,7 @@ class Runner:
         env["nnUNet_extTrainer"] = str(TRAINER_DIR)
         env["nnUNet_n_proc_DA"] = str(self.args.da_processes)
         env["nnUNet_compile"] = "f"
-        # the nnUNetv2_* commands of this interpreter's environment, also when it is not activated
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["PATH"] = interpreter_first_path()
         return env
 
     def run(self, key: str, cmd: list[str], results: Path | None = None, **extra) -> None:
