@@ -107,9 +107,9 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabel
     features the task prompts learn them back). The teacher (decay 0.99 after UA-MT's warm-up) changes slowly, so a
     false positive the student has just learned does not enter the target at once. One extra forward pass of the
     unlabeled mixes per step; the teacher is kept in the checkpoints, the student is what nnU-Net's predictor loads.
-    Measured (1800 iterations, CPU): 80.2 +- 1.0 average Dice over 2 seeds (81.0, 79.5), against 80.2 without
+    Measured (1800 iterations, CPU): 80.2 +- 0.8 average Dice over 3 seeds (81.0, 79.5, 80.0), against 80.2 without
     unlabeled data (seed 0) and 80.7 +- 0.3 for the per-task models (3 seeds): no gain shown (docs/BENCHMARKS.md,
-    "P_agg from an EMA teacher", "Seed 1 of the EMA-teacher variant", "Seeds 1 and 2 of the per-task baseline")."""
+    "P_agg from an EMA teacher", "Seed 2 of the EMA-teacher variant")."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
