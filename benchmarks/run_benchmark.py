@@ -89,6 +89,8 @@ METHODS = {  # method -> trainer base class
         "nnUNetTrainerUniSeMi_ExclusiveOrthogonalPrompts_PerTaskBatch_TaskSum",
     "nounlabeled_orthogonal_prompts_per_task_batch_task_sum":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled",
+    "nounlabeled_nosynthetic_orthogonal_prompts_per_task_batch_task_sum":
+        "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled_NoSynthetic",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_scaled_lambda":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_two_way":
@@ -126,6 +128,9 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                      "UniSeMi, cross-task exclusion, orthogonal kernels, 2 patches per task, task losses summed",
                  "nounlabeled_orthogonal_prompts_per_task_batch_task_sum":
                      "UniSeMi_NoUnlabeled, orthogonal kernels, 2 patches per task, task losses summed",
+                 "nounlabeled_nosynthetic_orthogonal_prompts_per_task_batch_task_sum":
+                     "Task prompts only (no synthetic task, no unlabeled data), orthogonal kernels, 2 patches per "
+                     "task, task losses summed",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_scaled_lambda":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, lambda = K + 1",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_two_way":

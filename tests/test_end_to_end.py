@@ -215,6 +215,41 @@ def test_per_task_batch_variant_gives_every_task_the_configured_batch(demo, monk
         assert step["unlabeled"] == 2 * max(1, b // 2)
 
 
+def test_no_synthetic_variant_trains_the_task_prompts_alone(demo, monkeypatch):
+    """nnUNetTrainerUniSeMi_..._NoUnlabeled_NoSynthetic (synthetic_per_batch = 0): every step holds the labeled patches
+    under their own task prompts and nothing else (no synthetic sample, no unlabeled loader); synthetic_per_batch = 0
+    with unlabeled data is refused before training starts, since nothing would then supervise the synthetic prompt."""
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(k, demo["env"][k])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, "nnUNetTrainerUniSeMi_NoSynthetic_Test",
+                                    device=torch.device("cpu"))
+    steps, labeled_inputs = [], trainer.labeled_inputs
+
+    def recording_labeled(batch):
+        images, prompts, targets = labeled_inputs(batch)
+        steps.append((batch["task_ids"].tolist(), prompts.tolist(), images.shape[0]))
+        return images, prompts, targets
+
+    monkeypatch.setattr(trainer, "labeled_inputs", recording_labeled)
+    trainer.run_training()
+    b, k = trainer.configuration_manager.batch_size, trainer.unisemi.num_tasks
+    assert len(steps) == trainer.num_iterations_per_epoch * trainer.num_epochs
+    for tasks, prompts, n_images in steps:
+        assert sorted(tasks) == sorted(list(range(1, k + 1)) * b)
+        assert prompts == tasks and n_images == k * b
+    assert trainer.dataloader_unlabeled is None
+
+    with_unlabeled = get_trainer_from_args(str(DATASET_ID), CONFIG, 0, "nnUNetTrainerUniSeMi_PerTaskBatch_Test",
+                                           device=torch.device("cpu"))
+    with_unlabeled.synthetic_per_batch = 0
+    with pytest.raises(ValueError, match="synthetic_per_batch = 0 with unlabeled data"):
+        with_unlabeled.run_training()
+    assert not with_unlabeled.was_initialized and with_unlabeled.dataloader_train is None
+
+
 def test_task_sum_gives_each_task_the_gradient_it_gets_in_a_batch_of_its_own(demo, monkeypatch):
     """sum_task_losses (nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum): a task's samples get the gradient
     they would get in a batch of their own, whatever else the batch holds; the default mean over the batch gives a

@@ -100,7 +100,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # (Eq. 5 per task): under nnU-Net's SGD every task then takes a per-task model's step size
         # (nnUNetTrainerUniSeMi_..._TaskSum; docs/BENCHMARKS.md, "Summing the tasks' losses")
         self.sum_task_losses = False
-        self.synthetic_per_batch = None  # None -> max(1, batch_size // 2)
+        # synthetic-task samples per step. None -> max(1, batch_size // 2); 0 = none, only without unlabeled data (the
+        # unlabeled term trains the synthetic prompt, which then has no supervision): the task prompts alone
+        self.synthetic_per_batch = None
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
         self.consistency_loss = UnlabeledConsistencyLoss()
         self._mix_rng = np.random.default_rng()
@@ -148,7 +150,14 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
 
     @property
     def n_synthetic(self) -> int:
-        return self.synthetic_per_batch or max(1, self.batch_size // 2)
+        return max(1, self.batch_size // 2) if self.synthetic_per_batch is None else self.synthetic_per_batch
+
+    def on_train_start(self):
+        if self.use_unlabeled and self.synthetic_per_batch == 0:
+            raise ValueError(f"{type(self).__name__}: synthetic_per_batch = 0 with unlabeled data. The unlabeled term "
+                             "pulls the synthetic prompt's prediction towards P_agg, and without synthetic samples "
+                             "nothing supervises that prompt; set use_unlabeled = False or synthetic_per_batch >= 1")
+        super().on_train_start()
 
     @property
     def n_unlabeled_mixes(self) -> int:

@@ -5,6 +5,7 @@ from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_OrthogonalPrompts i
     nnUNetTrainerUniSeMi_OrthogonalPrompts,
 )
 from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled_NoSynthetic,
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled,
     nnUNetTrainerUniSeMi_PerTaskBatch,
 )
@@ -28,3 +29,6 @@ nnUNetTrainerUniSeMi_PerTaskBatch_Test = short_schedule(
 nnUNetTrainerUniSeMi_TeacherUnlabeled_Test = short_schedule(
     nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled,
     "nnUNetTrainerUniSeMi_TeacherUnlabeled_Test", 1, 3, 1)
+nnUNetTrainerUniSeMi_NoSynthetic_Test = short_schedule(
+    nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled_NoSynthetic,
+    "nnUNetTrainerUniSeMi_NoSynthetic_Test", 1, 2, 1)

@@ -85,6 +85,18 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled(
         self.use_unlabeled = False
 
 
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled_NoSynthetic(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled):
+    """... without the synthetic task either: the task prompts alone, one multi-task supervised model. Against
+    _NoUnlabeled it measures what the synthetic task (CutMixes of two tasks' patches under prompt K + 1) costs or adds
+    the task prompts; the shared models' hippocampus deficit against the per-task models is the candidate."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.synthetic_per_batch = 0
+
+
 class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ConfidentUnlabeled(
         nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
     """... with only the voxels where P_agg is confident (>= 0.95 or <= 0.05) in the unlabeled Dice. P_agg, the max
