@@ -119,9 +119,9 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabel
     features the task prompts learn them back). The teacher (decay 0.99 after UA-MT's warm-up) changes slowly, so a
     false positive the student has just learned does not enter the target at once. One extra forward pass of the
     unlabeled mixes per step; the teacher is kept in the checkpoints, the student is what nnU-Net's predictor loads.
-    Measured (1800 iterations, CPU): 80.2 +- 0.8 average Dice over 3 seeds (81.0, 79.5, 80.0), against 80.2 without
-    unlabeled data (seed 0) and 80.7 +- 0.3 for the per-task models (3 seeds): no gain shown (docs/BENCHMARKS.md,
-    "P_agg from an EMA teacher", "Seed 2 of the EMA-teacher variant")."""
+    Measured (1800 iterations, CPU): 80.2 +- 0.8 average Dice over 3 seeds (81.0, 79.5, 80.0), against 80.0 +- 0.3
+    without unlabeled data (2 seeds) and 80.7 +- 0.3 for the per-task models (3 seeds): no gain shown
+    (docs/BENCHMARKS.md, "P_agg from an EMA teacher", "Seed 1 of the model without unlabeled data")."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
