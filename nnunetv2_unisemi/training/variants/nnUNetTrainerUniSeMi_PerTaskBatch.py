@@ -87,9 +87,10 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled(
 
 class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled_NoSynthetic(
         nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_NoUnlabeled):
-    """... without the synthetic task either: the task prompts alone, one multi-task supervised model. Against
-    _NoUnlabeled it measures what the synthetic task (CutMixes of two tasks' patches under prompt K + 1) costs or adds
-    the task prompts; the shared models' hippocampus deficit against the per-task models is the candidate."""
+    """... without the synthetic task either: the task prompts alone, one multi-task supervised model. Set beside
+    _NoUnlabeled it measures what the synthetic task (CutMixes of two tasks' patches under prompt K + 1) costs the task
+    prompts or gives them: the candidate cause of the shared models' hippocampus deficit against the per-task models
+    (docs/BENCHMARKS.md, "Seed 1 of the model without unlabeled data")."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
