@@ -101,6 +101,8 @@ METHODS = {  # method -> trainer base class
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TaskOversampling",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled",
+    "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic":
+        "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -141,6 +143,9 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, foreground 1 of 2 per task",
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, P_agg from an EMA teacher",
+                 "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic":
+                     "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, P_agg from an EMA teacher, "
+                     "synthetic task weighted per sample",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

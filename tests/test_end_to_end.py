@@ -253,7 +253,8 @@ def test_no_synthetic_variant_trains_the_task_prompts_alone(demo, monkeypatch):
 def test_task_sum_gives_each_task_the_gradient_it_gets_in_a_batch_of_its_own(demo, monkeypatch):
     """sum_task_losses (nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum): a task's samples get the gradient
     they would get in a batch of their own, whatever else the batch holds; the default mean over the batch gives a
-    task's n_k samples n_k / N of that gradient."""
+    task's n_k samples n_k / N of that gradient. synthetic_loss_weight scales the synthetic prompt's term and nothing
+    else, and is refused without the summed loss."""
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
         monkeypatch.setenv(k, demo["env"][k])
     from nnunetv2.run.run_training import get_trainer_from_args
@@ -283,6 +284,22 @@ def test_task_sum_gives_each_task_the_gradient_it_gets_in_a_batch_of_its_own(dem
         assert alone.abs().max() > 0
         torch.testing.assert_close(summed[own], alone)
         torch.testing.assert_close(mean[own], alone * len(own) / len(prompts))
+
+    # synthetic_loss_weight scales the synthetic prompt's term alone (_LightSynthetic: per sample like a task's patches)
+    trainer.synthetic_loss_weight = 0.5
+    weighted = gradient(True, everything)
+    torch.testing.assert_close(weighted[4:], 0.5 * summed[4:])
+    torch.testing.assert_close(weighted[:4], summed[:4])
+    light = get_trainer_from_args(str(DATASET_ID), CONFIG, 0,
+                                  "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic",
+                                  device=torch.device("cpu"))
+    assert light.sum_task_losses
+    assert light.synthetic_loss_weight == light.n_synthetic / light.labeled_patches_per_task < 1
+    # the batch-mean loss has no synthetic term of its own to weight: refused before initialisation
+    light.sum_task_losses = False
+    with pytest.raises(ValueError, match="synthetic_loss_weight = 0.5 needs sum_task_losses"):
+        light.run_training()
+    assert not light.was_initialized
 
 
 def test_teacher_unlabeled_variant_takes_p_agg_from_the_ema_teacher_and_keeps_it_in_checkpoints(demo, monkeypatch):

@@ -103,6 +103,8 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         # synthetic-task samples per step. None -> max(1, batch_size // 2); 0 = none, only without unlabeled data (the
         # unlabeled term trains the synthetic prompt, which then has no supervision): the task prompts alone
         self.synthetic_per_batch = None
+        # with sum_task_losses: the synthetic prompt's mean loss enters the sum x this weight (1 = as much as a task)
+        self.synthetic_loss_weight = 1.0
         self.unlabeled_mixes_per_batch = None  # None -> max(1, batch_size // 2); loads 2x that many patches
         self.consistency_loss = UnlabeledConsistencyLoss()
         self._mix_rng = np.random.default_rng()
@@ -157,6 +159,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
             raise ValueError(f"{type(self).__name__}: synthetic_per_batch = 0 with unlabeled data. The unlabeled term "
                              "pulls the synthetic prompt's prediction towards P_agg, and without synthetic samples "
                              "nothing supervises that prompt; set use_unlabeled = False or synthetic_per_batch >= 1")
+        if self.synthetic_loss_weight != 1.0 and not self.sum_task_losses:
+            raise ValueError(f"{type(self).__name__}: synthetic_loss_weight = {self.synthetic_loss_weight} needs "
+                             "sum_task_losses = True (the batch-mean loss has no per-prompt terms to weight)")
         super().on_train_start()
 
     @property
@@ -224,7 +229,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
         """Eq. 5 (Dice + CE, deep supervision) on the labeled and synthetic samples, decoded under `prompts`."""
         if not self.sum_task_losses:
             return self.loss(output, targets)
-        return torch.stack(list(self.task_losses(output, targets, prompts).values())).sum()
+        synthetic = self.unisemi.synthetic_prompt
+        return torch.stack([loss * self.synthetic_loss_weight if prompt == synthetic else loss
+                            for prompt, loss in self.task_losses(output, targets, prompts).items()]).sum()
 
     def train_step(self, batch: dict) -> dict:
         images, prompts, targets = self.labeled_inputs(batch)
