@@ -8,7 +8,10 @@ cases with that task's prompt or per-task model, no test-time mirroring) and exp
 with nnU-Net's own function. The segmentations come back as arrays; `benchmarks/device_collect.py` writes them as
 images next to the labels here and evaluates them with the project's evaluation, like every CPU run.
 
-A deadline stops new work so that what finished is packed and returned inside the device call's time limit.
+A deadline stops new work so that what finished is packed and returned inside the device call's time limit. Leave
+about 70 s of prediction after the slowest training; if a deadline cut predictions anyway, run the same command again
+on the still-warm machine (within its 30 s idle window): folds with a final checkpoint and runs with a prediction are
+skipped, so it only predicts what is missing.
 
     python benchmarks/device_run.py run --pack .devpack --work /tmp/work --out $OUT --deadline-s 470 \
         --plan 600:supervised:0,1,2 600:unisemi:0,1,2 1800:unisemi:0,1,2
@@ -114,6 +117,25 @@ def run_dir(work: Path, unit: Unit) -> Path:
     return work / "runs" / f"iter{unit.iterations}" / f"seed{unit.seed}"
 
 
+def prediction_file(work: Path, iterations: int, seed: int, method: str) -> Path:
+    return work / "preds" / f"iter{iterations}__seed{seed}__{method}.npz"
+
+
+def resume(work: Path, dataset: str, units: list[Unit]) -> None:
+    """Skip what an earlier call on the same (still warm) machine finished: folds with nnU-Net's final checkpoint
+    are done, units with a prediction file are predicted. Rerunning a call's command then predicts the runs whose
+    training ended too close to that call's deadline, instead of training them again."""
+    for unit in units:
+        model = run_dir(work, unit) / "results" / dataset / f"{unit.trainer}__nnUNetPlans__{CONFIGURATION}"
+        for fold in list(unit.pending):
+            if (model / f"fold_{fold}" / "checkpoint_final.pth").is_file():
+                unit.pending.remove(fold)
+                unit.done.append(fold)
+        unit.predicted = prediction_file(work, unit.iterations, unit.seed, unit.method).is_file()
+        if unit.done or unit.predicted:
+            log(f"resume {unit.key}: folds {sorted(unit.done)} trained" + (", predicted" if unit.predicted else ""))
+
+
 def environment(work: Path, results: Path, da_processes: int = 2) -> dict:
     env = dict(os.environ)
     env.update({"nnUNet_raw": str(work / "raw"), "nnUNet_preprocessed": str(work / "preprocessed"),
@@ -167,9 +189,12 @@ def predict(work: Path, dataset: str, iterations: int, seed: int, method: str, t
             if method == "supervised":  # binary model: label 1 is task k (run_benchmark.relabel_binary_predictions)
                 seg = (seg == 1) * task
             segs[case] = np.asarray(seg).astype(np.uint8)
-    out = work / "preds" / f"iter{iterations}__seed{seed}__{method}.npz"
+    out = prediction_file(work, iterations, seed, method)
     out.parent.mkdir(exist_ok=True)
-    np.savez_compressed(out, **segs)
+    partial = out.with_name(out.name + ".partial")  # a prediction killed at the deadline is not taken as done
+    with open(partial, "wb") as fh:
+        np.savez_compressed(fh, **segs)
+    partial.replace(out)
 
 
 # ------------------------------------------------------------------------------------------------ orchestration
@@ -295,6 +320,7 @@ def main(argv=None) -> int:
     dataset, test_file = unpack(Path(args.pack), work)
     dataset_json = json.loads((work / "preprocessed" / dataset / "dataset.json").read_text())
     units = parse_plan(args.plan, len(dataset_json["unisemi"]["tasks"]))
+    resume(work, dataset, units)
     try:
         orchestrate(args, dataset, int(dataset[len("Dataset"):len("Dataset") + 3]), test_file, units)
     finally:

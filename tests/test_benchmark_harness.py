@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def _load(relative: str, module_name: str):
     spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / relative)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -181,3 +182,34 @@ def test_steps_find_the_nnunet_commands_of_the_running_interpreter_without_an_ac
     runner = run_benchmark.Runner(run_benchmark.parse_args(["--root", str(tmp_path), "--aggregate-only"]))
     found = shutil.which("nnUNetv2_train", path=runner.env()["PATH"])
     assert found is not None and Path(found).parent == Path(sys.executable).parent
+
+
+def test_device_run_resumes_on_a_warm_machine_without_training_or_predicting_again(tmp_path):
+    device_run = _load("benchmarks/device_run.py", "_bench_device_run")
+    dataset = "Dataset801_UniSeMiBench10"
+    units = device_run.parse_plan(["1800:supervised,unisemi:0", "1800:unisemi:1"], num_tasks=3)
+    supervised, unisemi0, unisemi1 = units
+    assert supervised.pending == [1, 2, 3] and unisemi0.pending == [0]
+
+    def model_dir(unit):
+        return (device_run.run_dir(tmp_path, unit) / "results" / dataset /
+                f"{unit.trainer}__nnUNetPlans__{device_run.CONFIGURATION}")
+
+    # per-task model: folds 1 and 3 finished, fold 2 was killed (a checkpoint_latest but no final one)
+    for fold, name in ((1, "checkpoint_final.pth"), (2, "checkpoint_latest.pth"), (3, "checkpoint_final.pth")):
+        (model_dir(supervised) / f"fold_{fold}").mkdir(parents=True)
+        (model_dir(supervised) / f"fold_{fold}" / name).write_bytes(b"")
+    # seed 0 of UniSeMi trained, its prediction cut at the deadline (a partial file only); seed 1 fully done
+    for unit in (unisemi0, unisemi1):
+        (model_dir(unit) / "fold_0").mkdir(parents=True)
+        (model_dir(unit) / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    done = device_run.prediction_file(tmp_path, 1800, 1, "unisemi")
+    done.write_bytes(b"")
+    done.with_name(done.name.replace("seed1", "seed0") + ".partial").write_bytes(b"")
+
+    device_run.resume(tmp_path, dataset, units)
+    assert (supervised.pending, sorted(supervised.done), supervised.predicted) == ([2], [1, 3], False)
+    assert (unisemi0.pending, unisemi0.done, unisemi0.predicted) == ([], [0], False)  # predicted next, not retrained
+    assert (unisemi1.pending, unisemi1.done, unisemi1.predicted) == ([], [0], True)
