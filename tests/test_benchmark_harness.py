@@ -213,3 +213,49 @@ def test_device_run_resumes_on_a_warm_machine_without_training_or_predicting_aga
     assert (supervised.pending, sorted(supervised.done), supervised.predicted) == ([2], [1, 3], False)
     assert (unisemi0.pending, unisemi0.done, unisemi0.predicted) == ([], [0], False)  # predicted next, not retrained
     assert (unisemi1.pending, unisemi1.done, unisemi1.predicted) == ([], [0], True)
+
+
+def _write_eval(folder: Path, dice_by_case: dict[str, tuple[str, float]]) -> None:
+    """An evaluation folder as run_benchmark.evaluate writes it: per-case CSV and the per-task summary."""
+    folder.mkdir(parents=True)
+    rows = ["case,task_id,task,dice,jaccard,asd,hd95,assd,pred_empty,ref_empty,pred_voxels,ref_voxels,spacing"]
+    per_task = {}
+    for case, (task, dice) in dice_by_case.items():
+        rows.append(f"{case},1,{task},{dice},0,0,0,0,False,False,{int(1000 * dice)},1000,1x1x1")
+        per_task.setdefault(task, []).append(dice)
+    (folder / "metrics_per_case.csv").write_text("\n".join(rows) + "\n")
+    tasks = {t: {"dice": {"mean": float(np.mean(v))}} for t, v in per_task.items()}
+    average = float(np.mean([t["dice"]["mean"] for t in tasks.values()]))
+    (folder / "summary.json").write_text(json.dumps({"tasks": tasks, "average": {"dice": {"mean": average}}}))
+
+
+def test_compare_methods_separates_a_gain_from_a_batch_shift_and_names_a_missing_run(tmp_path):
+    compare_methods = _load("benchmarks/compare_methods.py", "_bench_compare")
+    rng = np.random.default_rng(0)
+    # B is 0.02 Dice above A on every liver case and equal on the spleen; batch "two" shifts both methods by +0.05
+    for batch, seeds, shift in (("one", (0, 1, 2), 0.0), ("two", (3, 4, 5), 0.05)):
+        for seed in seeds:
+            noise = rng.normal(0, 0.002, 8)
+            for method, gain in (("a", 0.0), ("b", 0.02)):
+                cases = {f"liver_{i}": ("liver", 0.70 + 0.01 * i + shift + gain + noise[i]) for i in range(4)}
+                cases |= {f"spleen_{i}": ("spleen", 0.80 + shift + noise[4 + i]) for i in range(4)}
+                _write_eval(tmp_path / batch / "D" / "iter10" / f"seed{seed}" / "eval" / method, cases)
+    out = tmp_path / "report.md"
+    argv = ["--a", "a", "--b", "b", "--dataset", "D", "--iterations", "10", "-o", str(out),
+            "--batch", f"one={tmp_path / 'one'}:0,1,2", "--batch", f"two={tmp_path / 'two'}:3,4,5"]
+    assert compare_methods.main(argv) == 0
+    report = out.read_text()
+    # the average over two tasks gains half the liver's 2 points, in each batch and pooled
+    assert "| one | 3 |" in report and "| **pooled** | 6 |" in report
+    pooled = next(line for line in report.splitlines() if line.startswith("| **pooled**"))
+    assert pooled.split("|")[6].strip() == "+1.00"
+    # the batch shift (5 points) inflates the pooled spread, not the batch-centred difference
+    assert "Batch-centred (each run minus its batch's mean of A): B - A = +1.00" in report
+    liver = next(line for line in report.splitlines() if line.startswith("| liver | 4 |"))
+    assert liver.split("|")[3].strip() == "4" and liver.split("|")[4].strip() == "+2.00"
+    spleen = next(line for line in report.splitlines() if line.startswith("| spleen | 4 |"))
+    assert spleen.split("|")[3].strip() == "0"
+
+    shutil.rmtree(tmp_path / "two" / "D" / "iter10" / "seed4" / "eval" / "b")
+    with pytest.raises(FileNotFoundError, match=r"batch two, seed 4, b: no .*seed4/eval/b/summary.json"):
+        compare_methods.main(argv)
