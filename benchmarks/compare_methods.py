@@ -51,9 +51,12 @@ def parse_batch(text: str) -> Batch:
     try:
         name, rest = text.split("=", 1)
         root, seeds = rest.rsplit(":", 1)
-        return Batch(name, Path(root), [int(s) for s in seeds.split(",")])
+        batch = Batch(name, Path(root), [int(s) for s in seeds.split(",")])
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"--batch {text!r}: expected NAME=ROOT:SEED,SEED,... ({e})") from None
+    if batch.name == "pooled":
+        raise argparse.ArgumentTypeError("--batch: 'pooled' is the name of the row over all batches; pick another")
+    return batch
 
 
 def load_run(batch: Batch, seed: int, method: str, dataset: str, iterations: int) -> Run:
