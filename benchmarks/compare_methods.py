@@ -53,9 +53,9 @@ def parse_batch(text: str) -> Batch:
         root, seeds = rest.rsplit(":", 1)
         batch = Batch(name, Path(root), [int(s) for s in seeds.split(",")])
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"--batch {text!r}: expected NAME=ROOT:SEED,SEED,... ({e})") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=ROOT:SEED,SEED,... ({e})") from None
     if batch.name == "pooled":
-        raise argparse.ArgumentTypeError("--batch: 'pooled' is the name of the row over all batches; pick another")
+        raise argparse.ArgumentTypeError("'pooled' is the name of the row over all batches; pick another")
     return batch
 
 
