@@ -4,7 +4,8 @@ A batch is a set of seeds trained together (one device call, one CPU session). T
 between batches of the same code and data by as much as the margin being tested (docs/BENCHMARKS.md, "One machine,
 one batch"), so the comparison is made three ways:
 - per batch: each method's average Dice (mean +- sample std over the batch's seeds), B - A and Welch's t-test;
-- pooled over all batches: the same, per task and averaged, with Mann-Whitney's U beside Welch;
+- pooled over all batches: the same, per task and averaged, with Mann-Whitney's U beside Welch, and in how many
+  pairs of one run of each method B is above A;
 - batch-centred: each run minus the batch's mean of method A, then Welch (removes a shift shared by a batch);
 and per case: each held-out case's Dice averaged over all seeds of a method, then B - A over the task's cases
 (Wilcoxon's signed-rank test), with the median predicted / reference volume of each method.
@@ -104,7 +105,10 @@ def compare(runs_a: list[Run], runs_b: list[Run], label_a: str, label_b: str) ->
         if base:
             centred_a += [r.dice["average"] - statistics.mean(base) for r in runs_a if r.batch == name]
             centred_b += [r.dice["average"] - statistics.mean(base) for r in runs_b if r.batch == name]
-    lines += ["", f"Batch-centred (each run minus its batch's mean of A): B - A = "
+    pooled_a, pooled_b = [r.dice["average"] for r in runs_a], [r.dice["average"] for r in runs_b]
+    wins = sum(b > a for a in pooled_a for b in pooled_b)
+    lines += ["", f"B above A in {wins} of {len(pooled_a) * len(pooled_b)} pairs of one run of each (pooled).",
+              "", f"Batch-centred (each run minus its batch's mean of A): B - A = "
               f"{statistics.mean(centred_b) - statistics.mean(centred_a):+.2f}, Welch p = "
               f"{_welch_p(centred_b, centred_a):.3f}.", "",
               "| task (pooled) | A | B | B - A | Welch p | Mann-Whitney p |", "|---|---:|---:|---:|---:|---:|"]

@@ -249,6 +249,8 @@ def test_compare_methods_separates_a_gain_from_a_batch_shift_and_names_a_missing
     assert "| one | 3 |" in report and "| **pooled** | 6 |" in report
     pooled = next(line for line in report.splitlines() if line.startswith("| **pooled**"))
     assert pooled.split("|")[6].strip() == "+1.00"
+    # within a batch B wins all 9 pairs; across batches the shift decides: B of batch two beats A of one, not back
+    assert "B above A in 27 of 36 pairs of one run of each (pooled)." in report
     # the batch shift (5 points) inflates the pooled spread, not the batch-centred difference
     assert "Batch-centred (each run minus its batch's mean of A): B - A = +1.00" in report
     liver = next(line for line in report.splitlines() if line.startswith("| liver | 4 |"))
