@@ -103,6 +103,8 @@ METHODS = {  # method -> trainer base class
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled",
     "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic":
         "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic",
+    "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic_wide":
+        "nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic_Wide",
     # the comparison methods of issue 6 (K + 1 output channels; nnUNetv2_predict writes label k)
     "meanteacher": "nnUNetTrainerMeanTeacher",
     "bcp": "nnUNetTrainerBCP",
@@ -146,6 +148,8 @@ METHOD_LABELS = {"supervised": "Supervised nnU-Net per task, binary (VNet rows)"
                  "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic":
                      "UniSeMi, orthogonal kernels, 2 patches per task, task losses summed, P_agg from an EMA teacher, "
                      "synthetic task weighted per sample",
+                 "unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic_wide":
+                     "UniSeMi, as the row above with a sqrt(K) times wider backbone (K per-task models' parameters)",
                  "meanteacher": "Mean teacher (UA-MT style) per task", "bcp": "BCP per task",
                  "unimeanteacher": "Uni-MT (all tasks, K+1 outputs)", "unibcp": "Uni-BCP (all tasks, K+1 outputs)"}
 PLAIN_PREDICTOR_METHODS = ("supervised_multiclass", "meanteacher", "bcp", "unimeanteacher", "unibcp")

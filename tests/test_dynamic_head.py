@@ -212,13 +212,9 @@ def test_single_conv_head_is_a_per_sample_linear_map_with_gradient_at_every_voxe
     assert grad.abs().max() == 0 and torch.allclose(out.softmax(1)[:, 1], torch.sigmoid(torch.tensor(1.8)))
 
 
-def test_trainers_build_the_head_they_name():
-    """nnUNetTrainerUniSeMi: one dynamic conv (Eq. 2); _MLPHead and _LeakyHead: DoDNet's three layers."""
+def _tiny_plans():
+    """A PlansManager with one 3-stage PlainConvUNet configuration "3d" (features 4, 8, 16) and that configuration."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
-    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import nnUNetTrainerUniSeMi_LeakyHead
-    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
 
     arch = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
             "arch_kwargs": {"n_stages": 3, "features_per_stage": [4, 8, 16], "conv_op": "torch.nn.modules.conv.Conv3d",
@@ -230,7 +226,16 @@ def test_trainers_build_the_head_they_name():
                             "nonlin_kwargs": {"inplace": True}},
             "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}
     plans = PlansManager({"dataset_name": "d", "plans_name": "p", "configurations": {"3d": {"architecture": arch}}})
-    config = plans.get_configuration("3d")
+    return plans, plans.get_configuration("3d")
+
+
+def test_trainers_build_the_head_they_name():
+    """nnUNetTrainerUniSeMi: one dynamic conv (Eq. 2); _MLPHead and _LeakyHead: DoDNet's three layers."""
+    from nnunetv2_unisemi.training.nnUNetTrainerUniSeMi import nnUNetTrainerUniSeMi
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_LeakyHead import nnUNetTrainerUniSeMi_LeakyHead
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_MLPHead import nnUNetTrainerUniSeMi_MLPHead
+
+    plans, config = _tiny_plans()
     depth = {}
     for trainer in (nnUNetTrainerUniSeMi, nnUNetTrainerUniSeMi_MLPHead, nnUNetTrainerUniSeMi_LeakyHead):
         net = trainer.build_network_architecture(plans, config, 1, 4, False)
@@ -246,6 +251,30 @@ def test_trainers_build_the_head_they_name():
     assert default.context_channels == 16 and default.controller.bias.requires_grad
     assert separate.context_channels == 0 and not separate.controller.bias.requires_grad
     assert separate.layer_shapes == [(4, 2)] and isinstance(separate.pre_dynamic[0], nn.Identity)
+
+
+def test_wide_trainer_has_about_the_parameters_of_the_k_per_task_backbones():
+    """_Wide: features per stage x sqrt(K), so its backbone has about K times the planned backbone's parameters (the K
+    per-task models it is compared with); the head and the outputs are the same, and the plans are not changed."""
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic as Light,
+    )
+    from nnunetv2_unisemi.training.variants.nnUNetTrainerUniSeMi_PerTaskBatch import (
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic_Wide as Wide,
+    )
+
+    plans, config = _tiny_plans()
+    planned, wide = (t.build_network_architecture(plans, config, 1, 4, False) for t in (Light, Wide))  # K = 3
+    assert config.network_arch_init_kwargs["features_per_stage"] == [4, 8, 16]
+    assert [m.out_channels for m in wide.encoder.modules() if isinstance(m, nn.Conv3d)] == [7, 14, 28]
+
+    def backbone_parameters(net):
+        return sum(p.numel() for part in (net.encoder, net.decoder) for p in part.parameters())
+
+    ratio = backbone_parameters(wide) / backbone_parameters(planned)
+    assert 2.7 < ratio < 3.1, ratio
+    x, prompts = torch.randn(2, 1, 16, 16, 16), torch.tensor([1, 3])
+    assert wide(x, prompts).shape == planned(x, prompts).shape == (2, 2, 16, 16, 16)
 
 
 def test_prompt_kernel_directions_are_what_the_head_applies():

@@ -119,11 +119,16 @@ def build_unisemi_network(
     head_context: bool = True,
     head_channels: int | None = 8,
     head_separate_prompts: bool = False,
+    backbone_width: float = 1.0,
 ) -> UniSeMiNetwork:
-    """The planned backbone (same class, kwargs and init as nnU-Net's) wrapped with the dynamic head."""
+    """The planned backbone (same class, kwargs and init as nnU-Net's) wrapped with the dynamic head.
+    `backbone_width` multiplies the planned features per stage (a convolution's weights grow with its square)."""
+    arch_kwargs = dict(configuration_manager.network_arch_init_kwargs)
+    if backbone_width != 1.0:
+        arch_kwargs["features_per_stage"] = [round(f * backbone_width) for f in arch_kwargs["features_per_stage"]]
     backbone = get_network_from_plans(
         configuration_manager.network_arch_class_name,
-        configuration_manager.network_arch_init_kwargs,
+        arch_kwargs,
         configuration_manager.network_arch_init_kwargs_req_import,
         num_input_channels,
         2,  # the fixed seg layers are discarded; the dynamic head makes the (background, target) logits

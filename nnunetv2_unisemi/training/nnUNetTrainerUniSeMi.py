@@ -10,6 +10,7 @@ L = L_sup + lambda * L_unsup.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import warnings
 from os.path import join
@@ -68,6 +69,9 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
     head_context = True
     head_channels = 8
     head_separate_prompts = False
+    # the backbone's planned width by default; True: sqrt(K) times the features per stage, about as many parameters as
+    # the K per-task models together (nnUNetTrainerUniSeMi_..._Wide)
+    match_per_task_parameters = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -116,10 +120,12 @@ class nnUNetTrainerUniSeMi(SemiSupervisedTrainerMixin, nnUNetTrainer):
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
         # nnU-Net passes num_segmentation_heads = background + K tasks (ignore excluded) = K + 1 = number of prompts
+        width = math.sqrt(num_output_channels - 1) if cls.match_per_task_parameters else 1.0
         return build_unisemi_network(plans_manager, configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, head_negative_slope=cls.head_negative_slope,
                                      head_hidden_layers=cls.head_hidden_layers, head_context=cls.head_context,
-                                     head_channels=cls.head_channels, head_separate_prompts=cls.head_separate_prompts)
+                                     head_channels=cls.head_channels, head_separate_prompts=cls.head_separate_prompts,
+                                     backbone_width=width)
 
     def _build_loss(self):
         # per-sample Dice (batch_dice=False): the samples of a batch belong to different tasks

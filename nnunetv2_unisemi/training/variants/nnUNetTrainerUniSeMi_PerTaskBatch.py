@@ -160,6 +160,18 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabel
         self.synthetic_loss_weight = self.n_synthetic / self.labeled_patches_per_task
 
 
+class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic_Wide(
+        nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabeled_LightSynthetic):
+    """... with a backbone sqrt(K) times as wide (features per stage), about as many parameters as the K per-task
+    models it is compared with together (one network of the planned width against K of them). Every shared model
+    measured scores about a point below the per-task models on the posterior hippocampus while the left atrium gains
+    (docs/BENCHMARKS.md, "Three batches, ten seeds each"); this asks whether that is the capacity one network shares.
+    A step costs about K times the compute of _LightSynthetic's (a convolution's cost also grows with the square of
+    its width): a GPU experiment (`device_run.sh --plan 1800:<method>:0,1,2`)."""
+
+    match_per_task_parameters = True
+
+
 class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_ScaledLambda(
         nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum):
     """... with lambda = K + 1. L_sup summed over the K + 1 prompts in the batch is about K + 1 times the batch mean the
