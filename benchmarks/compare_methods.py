@@ -13,6 +13,7 @@ and per case: each held-out case's Dice averaged over all seeds of a method, the
     python benchmarks/compare_methods.py --a supervised \
         --b unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic \
         --batch A=benchmark_runs/gpu2:0,1,2 --batch B=benchmark_runs/gpu3:3,4,5,6 --batch C=benchmark_runs/gpu3:7,8,9
+    python benchmarks/compare_methods.py --a supervised --b <method> --batch cpu=docs/runs/cpu:5:1   # seeds A : B
 
 Reads `<root>/<dataset>/iter<N>/seed<s>/eval/<method>/{summary.json,metrics_per_case.csv}` as written by
 `run_benchmark.py` and `device_collect.py`; a seed without both files is an error that names the file.
@@ -36,7 +37,11 @@ from scipy import stats
 class Batch:
     name: str
     root: Path
-    seeds: list[int]
+    seeds: list[int]  # of method A
+    seeds_b: list[int] | None = None  # of method B when they differ (e.g. archived runs of different sessions)
+
+    def seeds_of(self, b: bool) -> list[int]:
+        return self.seeds_b if b and self.seeds_b is not None else self.seeds
 
 
 @dataclass
@@ -48,13 +53,17 @@ class Run:
 
 
 def parse_batch(text: str) -> Batch:
-    """`NAME=ROOT:SEED,SEED,...`"""
+    """`NAME=ROOT:SEED,SEED,...` (both methods), or `NAME=ROOT:SEEDS_OF_A:SEEDS_OF_B`"""
     try:
         name, rest = text.split("=", 1)
-        root, seeds = rest.rsplit(":", 1)
-        batch = Batch(name, Path(root), [int(s) for s in seeds.split(",")])
+        root, *seed_lists = rest.split(":")
+        if not 1 <= len(seed_lists) <= 2:
+            raise ValueError("one or two seed lists")
+        seeds = [[int(s) for s in seed_list.split(",")] for seed_list in seed_lists]
+        batch = Batch(name, Path(root), seeds[0], seeds[1] if len(seeds) == 2 else None)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=ROOT:SEED,SEED,... ({e})") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=ROOT:SEED,SEED,... or "
+                                         f"NAME=ROOT:SEEDS_OF_A:SEEDS_OF_B ({e})") from None
     if batch.name == "pooled":
         raise argparse.ArgumentTypeError("'pooled' is the name of the row over all batches; pick another")
     return batch
@@ -141,8 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--iterations", type=int, default=1800)
     p.add_argument("-o", "--output", help="also write the report to this markdown file")
     args = p.parse_args(argv)
-    runs = {m: [load_run(b, s, m, args.dataset, args.iterations) for b in args.batch for s in b.seeds]
-            for m in (args.a, args.b)}
+    runs = {m: [load_run(b, s, m, args.dataset, args.iterations) for b in args.batch for s in b.seeds_of(m_is_b)]
+            for m, m_is_b in ((args.a, False), (args.b, True))}
     reference = runs[args.a][0]
     for method, method_runs in runs.items():
         for run in method_runs:

@@ -261,3 +261,14 @@ def test_compare_methods_separates_a_gain_from_a_batch_shift_and_names_a_missing
     shutil.rmtree(tmp_path / "two" / "D" / "iter10" / "seed4" / "eval" / "b")
     with pytest.raises(FileNotFoundError, match=r"batch two, seed 4, b: no .*seed4/eval/b/summary.json"):
         compare_methods.main(argv)
+
+    # each method its own seeds in a batch (NAME=ROOT:SEEDS_OF_A:SEEDS_OF_B): A of seed 0 against B of seeds 1, 2
+    argv = ["--a", "a", "--b", "b", "--dataset", "D", "--iterations", "10", "-o", str(out),
+            "--batch", f"one={tmp_path / 'one'}:0:1,2"]
+    assert compare_methods.main(argv) == 0
+    assert "| one | 1 | " in out.read_text() and "| 2 | " in out.read_text()
+    assert "B above A in 2 of 2 pairs" in out.read_text()
+    with pytest.raises(FileNotFoundError, match=r"batch one, seed 4, b: no "):
+        compare_methods.main(argv[:-1] + [f"one={tmp_path / 'one'}:0:4"])
+    with pytest.raises(SystemExit):
+        compare_methods.main(argv[:-1] + [f"one={tmp_path / 'one'}:0:1:2"])
