@@ -166,8 +166,8 @@ class nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_TeacherUnlabel
     models it is compared with together (one network of the planned width against K of them). Every shared model
     measured scores about a point below the per-task models on the posterior hippocampus while the left atrium gains
     (docs/BENCHMARKS.md, "Three batches, ten seeds each"); this asks whether that is the capacity one network shares.
-    A step costs about K times the compute of _LightSynthetic's (a convolution's cost also grows with the square of
-    its width): a GPU experiment (`device_run.sh --plan 1800:<method>:0,1,2`)."""
+    On the benchmark's 3d_cpu plans: 4.2 M parameters against 1.4 M, a forward and backward pass 1.6x as long on the
+    CPU; not trained yet, a GPU experiment (docs/BENCHMARKS.md, "A second CPU seed, and a wide shared backbone")."""
 
     match_per_task_parameters = True
 
