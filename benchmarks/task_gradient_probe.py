@@ -12,6 +12,10 @@ A trained (or freshly initialised) UniSeMi model of the benchmark takes real tra
         --trainer nnUNetTrainerUniSeMi_OrthogonalPrompts_PerTaskBatch_TaskSum_bench1800 \
         --checkpoint <results>/fold_0/checkpoint_final.pth --steps 10
 
+A per-task baseline (`nnUNetTrainer_TaskBinary_bench<N>`, fold k = task k) has one task and no prompts: for it the
+probe records the whole step's gradient norm, the value nnU-Net's own `clip_grad_norm_` returns, so the two can be
+compared task by task (`--fold k`).
+
 Nothing is written to the results folder: the trainer's output goes to a temporary nnUNet_results.
 """
 
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", required=True, help="dataset id or name")
     parser.add_argument("--trainer", required=True)
     parser.add_argument("-c", "--configuration", default="3d_cpu")
+    parser.add_argument("--fold", type=int, default=0, help="0 for UniSeMi trainers; task k for a per-task trainer")
     parser.add_argument("--checkpoint", default="init", help="checkpoint file, or 'init' for the initial network")
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
@@ -52,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
                       nnUNet_extTrainer=str(HERE / "trainers"), nnUNet_n_proc_DA="0", nnUNet_compile="f")
     from nnunetv2.run.run_training import get_trainer_from_args  # noqa: PLC0415 (reads the environment)
 
-    trainer = get_trainer_from_args(args.dataset, args.configuration, 0, args.trainer, device=torch.device("cpu"))
+    trainer = get_trainer_from_args(args.dataset, args.configuration, args.fold, args.trainer,
+                                    device=torch.device("cpu"))
     trainer.initialize()
     if args.checkpoint != "init":
         if not Path(args.checkpoint).is_file():
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         trainer.load_checkpoint(args.checkpoint)
     trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
     trainer.network.train()
+    if not hasattr(trainer, "unisemi"):
+        return probe_single_task(trainer, args)
     names = {t.id: t.name for t in trainer.unisemi.tasks} | {trainer.unisemi.synthetic_prompt: "synthetic"}
 
     group_losses: dict[int, torch.Tensor] = {}
@@ -93,6 +101,27 @@ def main(argv: list[str] | None = None) -> None:
     print(f"steps clipped (norm > {CLIP_NORM:g}): {sum(r['step'] > CLIP_NORM for r in rows)} of {len(rows)}")
     print("backbone gradient cosine: " + ", ".join(f"{k} {np.median([c[k] for c in cosines]):+.3f}"
                                                    for k in cosines[0]))
+
+
+def probe_single_task(trainer, args: argparse.Namespace) -> None:
+    """A per-task model's whole-step gradient norm: nnU-Net's own train_step, with clip_grad_norm_'s return value
+    recorded and the optimizer step skipped."""
+    norms: list[float] = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(parameters, max_norm, *a, **k):
+        norms.append(float(clip(parameters, max_norm, *a, **k)))
+        return norms[-1]
+
+    torch.nn.utils.clip_grad_norm_ = recording_clip
+    trainer.optimizer.step = lambda *a, **k: None
+    for _ in range(args.steps):
+        trainer.train_step(next(trainer.dataloader_train))
+        print(f"step {norms[-1]:.2f}", flush=True)
+    torch.nn.utils.clip_grad_norm_ = clip
+    print(f"\n{args.steps} steps of {args.trainer} fold {args.fold} ({args.checkpoint}), median gradient norm: "
+          f"{np.median(norms):.2f}")
+    print(f"steps clipped (norm > {CLIP_NORM:g}): {sum(n > CLIP_NORM for n in norms)} of {len(norms)}")
 
 
 if __name__ == "__main__":
