@@ -16,7 +16,8 @@ and per case: each held-out case's Dice averaged over all seeds of a method, the
     python benchmarks/compare_methods.py --a supervised --b <method> --batch cpu=docs/runs/cpu:5:1   # seeds A : B
 
 Reads `<root>/<dataset>/iter<N>/seed<s>/eval/<method>/{summary.json,metrics_per_case.csv}` as written by
-`run_benchmark.py` and `device_collect.py`; a seed without both files is an error that names the file.
+`run_benchmark.py` and `device_collect.py` (with `--split unlabeled`: `eval_unlabeled/`, the models' own unlabeled
+training cases, written by `evaluate_training_cases.py`); a seed without both files is an error that names the file.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def parse_batch(text: str) -> Batch:
     return batch
 
 
-def load_run(batch: Batch, seed: int, method: str, dataset: str, iterations: int) -> Run:
-    folder = batch.root / dataset / f"iter{iterations}" / f"seed{seed}" / "eval" / method
+def load_run(batch: Batch, seed: int, method: str, dataset: str, iterations: int, split: str = "test") -> Run:
+    evaluation = "eval" if split == "test" else f"eval_{split}"  # eval_<split>: evaluate_training_cases.py
+    folder = batch.root / dataset / f"iter{iterations}" / f"seed{seed}" / evaluation / method
     summary_file, cases_file = folder / "summary.json", folder / "metrics_per_case.csv"
     for f in (summary_file, cases_file):
         if not f.is_file():
@@ -148,9 +150,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=parse_batch, action="append", required=True, help="NAME=ROOT:SEED,SEED,...")
     p.add_argument("--dataset", default="Dataset801_UniSeMiBench10")
     p.add_argument("--iterations", type=int, default=1800)
+    p.add_argument("--split", choices=("test", "unlabeled", "labeled"), default="test",
+                   help="which cases: the held-out test cases (default), or the training cases evaluated by "
+                        "evaluate_training_cases.py")
     p.add_argument("-o", "--output", help="also write the report to this markdown file")
     args = p.parse_args(argv)
-    runs = {m: [load_run(b, s, m, args.dataset, args.iterations) for b in args.batch for s in b.seeds_of(m_is_b)]
+    runs = {m: [load_run(b, s, m, args.dataset, args.iterations, args.split) for b in args.batch
+                for s in b.seeds_of(m_is_b)]
             for m, m_is_b in ((args.a, False), (args.b, True))}
     reference = runs[args.a][0]
     for method, method_runs in runs.items():

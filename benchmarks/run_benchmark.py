@@ -342,23 +342,29 @@ def append_supervised_folds(splits_file: Path, dataset_json: dict) -> None:
     splits_file.write_text(json.dumps(splits, indent=4))
 
 
-def test_cases_by_task(dataset_json: dict) -> dict[str, list[str]]:
+SPLITS = ("test", "unlabeled", "labeled")  # the case lists of dataset.json's "unisemi" block
+
+
+def cases_by_task(dataset_json: dict, split: str = "test") -> dict[str, list[str]]:
+    """The cases of one split (test, unlabeled or labeled), per task name, in the dataset's task order."""
     u = dataset_json["unisemi"]
     names = {t["id"]: t["name"] for t in u["tasks"]}
     out: dict[str, list[str]] = {t["name"]: [] for t in u["tasks"]}
-    for case in u["test"]:
+    for case in u[split]:
         out[names[u["case_to_task"][case]]].append(case)
     return {k: sorted(v) for k, v in out.items()}
 
 
-def make_test_inputs(runner: Runner, name: str, dataset_json: dict) -> dict[str, Path]:
+def make_inputs(runner: Runner, name: str, dataset_json: dict, split: str = "test") -> dict[str, Path]:
+    """Per task, a folder of links to the split's images (imagesTs for the test cases, imagesTr otherwise)."""
     folders = {}
     ending = dataset_json["file_ending"]
-    for task, cases in test_cases_by_task(dataset_json).items():
-        folder = runner.root / name / "test_inputs" / task
+    images = "imagesTs" if split == "test" else "imagesTr"
+    for task, cases in cases_by_task(dataset_json, split).items():
+        folder = runner.root / name / f"{split}_inputs" / task
         folder.mkdir(parents=True, exist_ok=True)
         for case in cases:
-            src = runner.raw / name / "imagesTs" / f"{case}_0000{ending}"
+            src = runner.raw / name / images / f"{case}_0000{ending}"
             dst = folder / src.name
             if not dst.exists():
                 dst.symlink_to(src)
@@ -423,20 +429,23 @@ def train(runner: Runner, args, name: str, dataset_id: int, seed: int, method: s
 
 
 def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method: str,
-            inputs: dict[str, Path], dataset_json: dict) -> Path:
+            inputs: dict[str, Path], dataset_json: dict, split: str = "test") -> Path:
+    """Predict the split's cases of every task with the task's prompt (or per-task model) into pred/<method>
+    (test) or pred_<split>/<method>."""
     results = seed_dir(runner, args, name, seed) / "results"
-    out = seed_dir(runner, args, name, seed) / "pred" / method
+    out = seed_dir(runner, args, name, seed) / ("pred" if split == "test" else f"pred_{split}") / method
+    step = "predict" if split == "test" else f"predict_{split}"
     tr = trainer_name(method, args.iterations)
     ending = dataset_json["file_ending"]
     tasks = [t["name"] for t in dataset_json["unisemi"]["tasks"]]
-    for k, (task, cases) in enumerate(test_cases_by_task(dataset_json).items(), start=1):
+    for k, (task, cases) in enumerate(cases_by_task(dataset_json, split).items(), start=1):
         assert tasks[k - 1] == task
-        if all((out / f"{c}{ending}").is_file() for c in cases):
+        if not cases or all((out / f"{c}{ending}").is_file() for c in cases):
             continue
         if method == "supervised":  # binary model: predict into a staging folder, then write label k
             staging = out.parent / f"{method}_binary" / task
             cmd = ["nnUNetv2_predict", *_predict_args(args, inputs[task], staging, dataset_id, tr), "-f", str(k)]
-            runner.run(f"{run_key(args, name, seed)}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
+            runner.run(f"{run_key(args, name, seed)}/{method}/{step}_{task}", cmd, results=results, n_cases=len(cases))
             relabel_binary_predictions(staging, out, cases, ending, k)
             continue
         common = _predict_args(args, inputs[task], out, dataset_id, tr)
@@ -445,7 +454,7 @@ def predict(runner: Runner, args, name: str, dataset_id: int, seed: int, method:
             cmd = ["nnUNetv2_predict_unisemi", *common, "-f", str(fold), "-task", task]
         else:
             cmd = ["nnUNetv2_predict", *common, "-f", str(fold)]
-        runner.run(f"{run_key(args, name, seed)}/{method}/predict_{task}", cmd, results=results, n_cases=len(cases))
+        runner.run(f"{run_key(args, name, seed)}/{method}/{step}_{task}", cmd, results=results, n_cases=len(cases))
     return out
 
 
@@ -621,7 +630,7 @@ def run(args: argparse.Namespace) -> int:
     failures = []
     for budget in [] if args.aggregate_only else args.budgets:  # tables only: never convert or preprocess
         name, dataset_json = ensure_dataset(runner, args, budget, ids[budget])
-        inputs = make_test_inputs(runner, name, dataset_json)
+        inputs = make_inputs(runner, name, dataset_json)
         for seed in args.seeds:
             for method in args.methods:
                 lock = RunLock(runner.root, f"{run_key(args, name, seed)}/{method}")

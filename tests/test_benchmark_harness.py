@@ -274,3 +274,46 @@ def test_compare_methods_separates_a_gain_from_a_batch_shift_and_names_a_missing
         compare_methods.main(argv[:-1] + [f"one={tmp_path / 'one'}:0:4"])
     with pytest.raises(SystemExit):
         compare_methods.main(argv[:-1] + [f"one={tmp_path / 'one'}:0:1:2"])
+
+
+def _unisemi_block(test, labeled, unlabeled):
+    cases = {**{c: 1 for c in test + labeled + unlabeled if c.startswith("liver")},
+             **{c: 2 for c in test + labeled + unlabeled if c.startswith("spleen")}}
+    return {"unisemi": {"tasks": [{"id": 1, "name": "liver"}, {"id": 2, "name": "spleen"}], "case_to_task": cases,
+                        "test": test, "labeled": labeled, "unlabeled": unlabeled}}
+
+
+def test_training_case_evaluation_checks_the_withheld_labels_and_feeds_compare_methods(run_benchmark, tmp_path):
+    training_cases = _load("benchmarks/evaluate_training_cases.py", "_bench_training_cases")
+    dataset = _unisemi_block(["liver_9", "spleen_9"], ["liver_0", "spleen_0"], ["spleen_2", "liver_1", "liver_2"])
+    assert run_benchmark.cases_by_task(dataset, "unlabeled") == {"liver": ["liver_1", "liver_2"],
+                                                                 "spleen": ["spleen_2"]}
+    assert run_benchmark.cases_by_task(dataset) == {"liver": ["liver_9"], "spleen": ["spleen_9"]}
+    everything = ["liver_0", "liver_1", "liver_2", "spleen_0", "spleen_2"]
+    training_cases.check_truth(dataset, _unisemi_block(["spleen_9", "liver_9"], everything, []), tmp_path)
+    with pytest.raises(ValueError, match="other test cases"):
+        training_cases.check_truth(dataset, _unisemi_block(["liver_1", "spleen_9"], everything, []), tmp_path)
+    with pytest.raises(ValueError, match=r"dataset.json: 1 training cases .* not labeled there, e.g. \['liver_2'\]"):
+        training_cases.check_truth(dataset, _unisemi_block(["liver_9", "spleen_9"], everything[:2] + everything[3:],
+                                                           ["liver_2"]), tmp_path)
+    assert training_cases.parse_run("supervised:5") == ("supervised", 5)
+    for bad in ("supervised", "nosuchmethod:1", "supervised:x"):
+        with pytest.raises(Exception, match="METHOD:SEED"):
+            training_cases.parse_run(bad)
+
+    # compare_methods --split unlabeled reads eval_unlabeled/, not the test cases' eval/
+    compare_methods = _load("benchmarks/compare_methods.py", "_bench_compare_split")
+    for seed in (0, 1):
+        for method, gain in (("a", 0.0), ("b", 0.05)):
+            for folder, base in (("eval", 0.7), ("eval_unlabeled", 0.6)):
+                cases = {f"liver_{i}": ("liver", base + gain + 0.01 * i + 0.001 * seed) for i in range(3)}
+                _write_eval(tmp_path / "r" / "D" / "iter10" / f"seed{seed}" / folder / method, cases)
+    out = tmp_path / "report.md"
+    argv = ["--a", "a", "--b", "b", "--dataset", "D", "--iterations", "10", "-o", str(out), "--split", "unlabeled",
+            "--batch", f"r={tmp_path / 'r'}:0,1"]
+    assert compare_methods.main(argv) == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| r |")).split("|")
+    assert row[3].strip().startswith("61.") and row[6].strip() == "+5.00"  # the unlabeled cases' 0.6 + ..., not 0.7
+    shutil.rmtree(tmp_path / "r" / "D" / "iter10" / "seed1" / "eval_unlabeled" / "b")
+    with pytest.raises(FileNotFoundError, match=r"seed1/eval_unlabeled/b/summary.json"):
+        compare_methods.main(argv)
