@@ -7,13 +7,14 @@ budget; if it does, it helps only transductively (it fits the cases it sees) and
 
 The benchmark's datasets keep the real labels of every source case, so they are recovered by converting the same
 source data again with every training case labeled (`convert_from_config`, labeled_fraction 1; the test choice does
-not depend on the label budget, which is checked) into `<root>/withheld_labels/` (nothing else under --root is
-touched; nnUNet_preprocessed is not written). Then, per run `METHOD:SEED` of `run_benchmark.py`, the cases of
+not depend on the label budget, which is checked) into `<root>/withheld_labels/` (nnUNet_preprocessed is not
+written). Then, per run `METHOD:SEED` of `run_benchmark.py`, the cases of
 `--split` (unlabeled or labeled) are predicted with each task's prompt or per-task model, exactly as the test cases
 are (`run_benchmark.predict`), into `seed<s>/pred_<split>/<method>/`, and evaluated into
 `seed<s>/eval_<split>/<method>/` (the same files as `eval/`). Steps are logged under `<root>/logs/` and timed in
-`<root>/ledger_<split>.json` (the benchmark's own ledger and tables are left alone). Compare two methods per case with
-`compare_methods.py --split unlabeled`.
+`<root>/ledger_<split>.json`; the images and labels of the split are linked from `<dataset>/<split>_inputs/` and
+`<dataset>/<split>_labels/`. The benchmark's own predictions, evaluations, ledger and tables are left alone.
+Compare two methods per case with `compare_methods.py --split unlabeled`.
 
     python benchmarks/evaluate_training_cases.py --runs supervised:5 \
         unisemi_orthogonal_prompts_per_task_batch_task_sum_teacher_unlabeled_light_synthetic:1 \
