@@ -342,9 +342,6 @@ def append_supervised_folds(splits_file: Path, dataset_json: dict) -> None:
     splits_file.write_text(json.dumps(splits, indent=4))
 
 
-SPLITS = ("test", "unlabeled", "labeled")  # the case lists of dataset.json's "unisemi" block
-
-
 def cases_by_task(dataset_json: dict, split: str = "test") -> dict[str, list[str]]:
     """The cases of one split (test, unlabeled or labeled), per task name, in the dataset's task order."""
     u = dataset_json["unisemi"]
