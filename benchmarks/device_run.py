@@ -11,7 +11,10 @@ images next to the labels here and evaluates them with the project's evaluation,
 A deadline stops new work so that what finished is packed and returned inside the device call's time limit. Leave
 about 70 s of prediction after the slowest training; if a deadline cut predictions anyway, run the same command again
 on the still-warm machine (within its 30 s idle window): folds with a final checkpoint and runs with a prediction are
-skipped, so it only predicts what is missing.
+skipped, so it only predicts what is missing, and a training stopped at the deadline continues from its latest
+checkpoint (saved every epoch), so a schedule longer than one call (3600 iterations) takes two calls, not a restart.
+A checkpoint cut while it was being written fails that fold's continuation (its log in logs/ says so); delete that
+fold's folder on the machine and run again.
 
     python benchmarks/device_run.py run --pack .devpack --work /tmp/work --out $OUT --deadline-s 470 \
         --plan 600:supervised:0,1,2 600:unisemi:0,1,2 1800:unisemi:0,1,2
@@ -121,12 +124,17 @@ def prediction_file(work: Path, iterations: int, seed: int, method: str) -> Path
     return work / "preds" / f"iter{iterations}__seed{seed}__{method}.npz"
 
 
+def model_dir(work: Path, dataset: str, unit: Unit) -> Path:
+    return run_dir(work, unit) / "results" / dataset / f"{unit.trainer}__nnUNetPlans__{CONFIGURATION}"
+
+
 def resume(work: Path, dataset: str, units: list[Unit]) -> None:
     """Skip what an earlier call on the same (still warm) machine finished: folds with nnU-Net's final checkpoint
     are done, units with a prediction file are predicted. Rerunning a call's command then predicts the runs whose
-    training ended too close to that call's deadline, instead of training them again."""
+    training ended too close to that call's deadline, instead of training them again; a fold stopped at the deadline
+    continues from its latest checkpoint (`training_command`)."""
     for unit in units:
-        model = run_dir(work, unit) / "results" / dataset / f"{unit.trainer}__nnUNetPlans__{CONFIGURATION}"
+        model = model_dir(work, dataset, unit)
         for fold in list(unit.pending):
             if (model / f"fold_{fold}" / "checkpoint_final.pth").is_file():
                 unit.pending.remove(fold)
@@ -198,13 +206,25 @@ def predict(work: Path, dataset: str, iterations: int, seed: int, method: str, t
 
 
 # ------------------------------------------------------------------------------------------------ orchestration
+def training_command(work: Path, dataset: str, unit: Unit, fold: int, device: str) -> list[str]:
+    """nnU-Net's training of one fold; with `--c` where a training stopped at an earlier call's deadline left its
+    latest checkpoint (the benchmark trainers save one every epoch), so a schedule longer than one device call
+    (e.g. a 3600-iteration batch) finishes over two calls on the warm machine instead of starting again."""
+    dataset_id = dataset[len("Dataset"):len("Dataset") + 3]
+    cmd = [sys.executable, "-m", "nnunetv2.run.run_training", dataset_id, CONFIGURATION, str(fold), "-tr", unit.trainer,
+           "-device", device]
+    if (model_dir(work, dataset, unit) / f"fold_{fold}" / "checkpoint_latest.pth").is_file():
+        cmd.append("--c")
+    return cmd
+
+
 def launch(cmd: list[str], env: dict, log_file: Path) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log_file, "a")
     return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
 
 
-def orchestrate(args, dataset: str, dataset_id: int, test_file: Path, units: list[Unit]) -> None:
+def orchestrate(args, dataset: str, test_file: Path, units: list[Unit]) -> None:
     work = Path(args.work)
     running: dict[subprocess.Popen, tuple[Unit, str, float]] = {}
     deadline = T0 + args.deadline_s
@@ -244,8 +264,7 @@ def orchestrate(args, dataset: str, dataset_id: int, test_file: Path, units: lis
                 log(f"start {unit.key} predict")
             elif unit.pending and now < deadline - args.no_new_training_s:
                 fold = unit.pending.pop(0)
-                cmd = [sys.executable, "-m", "nnunetv2.run.run_training", str(dataset_id), CONFIGURATION, str(fold),
-                       "-tr", unit.trainer, "-device", args.device]
+                cmd = training_command(work, dataset, unit, fold, args.device)
                 running[launch(cmd, env, log_file)] = (unit, f"train_fold{fold}", time.time())
                 log(f"start {unit.key} train_fold{fold}")
         if not running and all(u.predicted or u.failed or (u.pending and time.time() > deadline -
@@ -322,7 +341,7 @@ def main(argv=None) -> int:
     units = parse_plan(args.plan, len(dataset_json["unisemi"]["tasks"]))
     resume(work, dataset, units)
     try:
-        orchestrate(args, dataset, int(dataset[len("Dataset"):len("Dataset") + 3]), test_file, units)
+        orchestrate(args, dataset, test_file, units)
     finally:
         pack_outputs(args, units, info)
     return 0 if all(u.predicted for u in units) else 1

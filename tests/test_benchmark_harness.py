@@ -192,8 +192,7 @@ def test_device_run_resumes_on_a_warm_machine_without_training_or_predicting_aga
     assert supervised.pending == [1, 2, 3] and unisemi0.pending == [0]
 
     def model_dir(unit):
-        return (device_run.run_dir(tmp_path, unit) / "results" / dataset /
-                f"{unit.trainer}__nnUNetPlans__{device_run.CONFIGURATION}")
+        return device_run.model_dir(tmp_path, dataset, unit)
 
     # per-task model: folds 1 and 3 finished, fold 2 was killed (a checkpoint_latest but no final one)
     for fold, name in ((1, "checkpoint_final.pth"), (2, "checkpoint_latest.pth"), (3, "checkpoint_final.pth")):
@@ -213,6 +212,14 @@ def test_device_run_resumes_on_a_warm_machine_without_training_or_predicting_aga
     assert (supervised.pending, sorted(supervised.done), supervised.predicted) == ([2], [1, 3], False)
     assert (unisemi0.pending, unisemi0.done, unisemi0.predicted) == ([], [0], False)  # predicted next, not retrained
     assert (unisemi1.pending, unisemi1.done, unisemi1.predicted) == ([], [0], True)
+    # the killed fold continues from its latest checkpoint; a fold never started trains from scratch
+    killed = device_run.training_command(tmp_path, dataset, supervised, 2, "cuda")
+    assert killed[1:] == ["-m", "nnunetv2.run.run_training", "801", "3d_cpu", "2", "-tr", supervised.trainer,
+                          "-device", "cuda", "--c"]
+    (new_unit,) = device_run.parse_plan(["1800:unisemi:2"], num_tasks=3)
+    fresh = device_run.training_command(tmp_path, dataset, new_unit, 0, "cpu")
+    assert fresh[1:] == ["-m", "nnunetv2.run.run_training", "801", "3d_cpu", "0", "-tr", new_unit.trainer,
+                         "-device", "cpu"]
 
 
 def _write_eval(folder: Path, dice_by_case: dict[str, tuple[str, float]]) -> None:
